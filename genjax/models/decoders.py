@@ -1,0 +1,60 @@
+"""Decoders: z -> per-pixel parameters of p(x|z), shape [batch, H, W, C_out].
+
+``output_shape`` is (H, W, C_out); C_out is the image's channels times the number
+of parameters the likelihood needs per pixel (1 for Bernoulli logits or a
+fixed-variance Gaussian mean, 2 for a Gaussian with learned variance).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import numpy as np
+
+
+class MLPDecoder(nn.Module):
+  """Dense layers, then a dense layer reshaped to ``output_shape``.
+
+  z: [batch, latent_dim] -> [batch, H, W, C_out].
+  """
+  output_shape: Sequence[int]
+  hidden: Sequence[int] = (400,)
+  activation: Callable[[jax.Array], jax.Array] = nn.relu
+
+  @nn.compact
+  def __call__(self, z: jax.Array) -> jax.Array:
+    h = z
+    for width in self.hidden:
+      h = self.activation(nn.Dense(width)(h))
+    out = nn.Dense(int(np.prod(self.output_shape)))(h)
+    return out.reshape(z.shape[0], *self.output_shape)
+
+
+class ConvDecoder(nn.Module):
+  """Dense layers to a (H/2^k, W/2^k, features[0]) map, then stride-2 conv-transposes.
+
+  Each ConvTranspose doubles H and W; the last one outputs C_out channels.
+  z: [batch, latent_dim] -> [batch, H, W, C_out]. H and W must divide by 2^len(features).
+  """
+  output_shape: Sequence[int]
+  features: Sequence[int] = (64, 32)
+  hidden: Sequence[int] = (256,)
+  activation: Callable[[jax.Array], jax.Array] = nn.relu
+
+  @nn.compact
+  def __call__(self, z: jax.Array) -> jax.Array:
+    height, width, channels = self.output_shape
+    scale = 2 ** len(self.features)
+    if height % scale or width % scale:
+      raise ValueError(f"ConvDecoder: output_shape {tuple(self.output_shape)} must have H and W "
+                       f"divisible by {scale} (2 ** len(features)).")
+    h = z
+    for w in self.hidden:
+      h = self.activation(nn.Dense(w)(h))
+    h = self.activation(nn.Dense(height // scale * width // scale * self.features[0])(h))
+    h = h.reshape(z.shape[0], height // scale, width // scale, self.features[0])
+    for f in self.features[1:]:
+      h = self.activation(nn.ConvTranspose(f, (3, 3), strides=(2, 2), padding="SAME")(h))
+    return nn.ConvTranspose(channels, (3, 3), strides=(2, 2), padding="SAME")(h)
