@@ -1,0 +1,195 @@
+"""The train state, the pure train step, and the fit loop.
+
+The data set lives on the device. Each epoch draws one permutation inside jit;
+each compiled call runs ``steps_per_chunk`` steps with ``lax.scan`` (gather the
+batch, preprocess it with its own key, take a step) and returns the chunk's mean
+metrics, so Python runs once per chunk and reads metrics once per chunk. The state
+is donated to the call.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any, Callable, Iterator
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from genjax.objectives import Batch, LossFn, Metrics
+
+Preprocess = Callable[[Batch, jax.Array], Batch]
+StepFn = Callable[["TrainState", Batch], tuple["TrainState", Metrics]]
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything a run needs to continue: a pytree, checkpointed as is.
+
+  ``rng`` is a raw uint32[2] key; step t uses ``fold_in(rng, t)``, so a resumed run
+  draws the same noise as an uninterrupted one.
+  """
+  step: jax.Array
+  params: Any
+  opt_state: Any
+  rng: jax.Array
+
+
+def create_train_state(params: Any, optimizer: optax.GradientTransformation,
+                       rng: jax.Array) -> TrainState:
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                    opt_state=optimizer.init(params), rng=rng)
+
+
+def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation) -> StepFn:
+  """Returns the pure ``step(state, batch) -> (state, metrics)``.
+
+  The loss's key is ``fold_in(state.rng, state.step)``. Metrics are the loss's
+  metrics plus ``grad_norm`` (global L2 norm of the gradient).
+  """
+
+  def step(state: TrainState, batch: Batch) -> tuple[TrainState, Metrics]:
+    rng = jax.random.fold_in(state.rng, state.step)
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    (_, metrics), grads = grad_fn(state.params, batch, rng)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics = {**metrics, "grad_norm": optax.global_norm(grads)}
+    return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+
+  return step
+
+
+def identity_preprocess(batch: Batch, rng: jax.Array) -> Batch:
+  del rng
+  return batch
+
+
+def largest_divisor_at_most(n: int, limit: int) -> int:
+  """The largest divisor of ``n`` that is <= ``limit`` (chunks tile an epoch exactly)."""
+  return max(d for d in range(1, min(n, max(limit, 1)) + 1) if n % d == 0)
+
+
+def make_chunk_fn(step: StepFn, batch_size: int, num_steps: int,
+                  preprocess: Preprocess = identity_preprocess):
+  """Fuses ``num_steps`` steps into one jitted call.
+
+  ``chunk(state, data, perm, first, data_rng) -> (state, mean metrics)``: step i of
+  the chunk trains on ``data[perm[(first + i) * batch_size : ... + batch_size]]``,
+  preprocessed with key ``fold_in(data_rng, state.step)``. ``state`` is donated.
+  """
+
+  def body(carry, i):
+    state, data, perm, first, data_rng = carry
+    idx = jax.lax.dynamic_slice(perm, ((first + i) * batch_size,), (batch_size,))
+    batch = {k: jnp.take(v, idx, axis=0) for k, v in data.items()}
+    batch = preprocess(batch, jax.random.fold_in(data_rng, state.step))
+    state, metrics = step(state, batch)
+    return (state, data, perm, first, data_rng), metrics
+
+  @functools.partial(jax.jit, donate_argnums=0)
+  def chunk(state, data, perm, first, data_rng):
+    (state, *_), metrics = jax.lax.scan(body, (state, data, perm, first, data_rng),
+                                        jnp.arange(num_steps))
+    return state, jax.tree.map(jnp.mean, metrics)
+
+  return chunk
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def epoch_permutation(shuffle_rng: jax.Array, epoch: jax.Array, num_examples: int) -> jax.Array:
+  """The order of examples in ``epoch``: a permutation drawn from fold_in(rng, epoch)."""
+  return jax.random.permutation(jax.random.fold_in(shuffle_rng, epoch), num_examples)
+
+
+def fit(state: TrainState, step: StepFn, train_data: Batch, *, batch_size: int,
+        num_epochs: int, data_rng: jax.Array, preprocess: Preprocess = identity_preprocess,
+        steps_per_chunk: int | None = None) -> Iterator[tuple[TrainState, dict[str, float]]]:
+  """Trains from ``state.step`` to ``num_epochs`` epochs; yields after every chunk.
+
+  Each yield is ``(state, log)`` where ``log`` holds host floats: the chunk's mean
+  metrics plus ``step``, ``epoch`` (fractional: epochs completed), ``epoch_end``
+  (1.0 when this chunk ends an epoch) and ``examples_per_s`` of that chunk. The state
+  yielded is the live one; the caller may evaluate or checkpoint it before resuming the
+  generator (it is donated to the next chunk afterwards; the ``state`` passed in is
+  copied first, so it stays valid).
+
+  An epoch is ``N // batch_size`` steps (the remainder is dropped, a new permutation
+  each epoch); ``steps_per_chunk`` is rounded down to a divisor of that so chunks tile
+  epochs exactly and the loop compiles once. Resuming from a checkpointed state lands
+  on the same examples, keys and parameters as an uninterrupted run.
+  """
+  num_examples = len(next(iter(train_data.values())))
+  steps_per_epoch = num_examples // batch_size
+  if steps_per_epoch == 0:
+    raise ValueError(f"batch_size={batch_size} is larger than the {num_examples} "
+                     "training examples")
+  chunk_len = largest_divisor_at_most(steps_per_epoch, steps_per_chunk or steps_per_epoch)
+  chunk_fn = make_chunk_fn(step, batch_size, chunk_len, preprocess)
+  shuffle_rng, batch_rng = jax.random.split(data_rng)
+  train_data = jax.device_put(train_data)
+  state = jax.tree.map(jnp.copy, state)  # chunks donate their input: keep the caller's intact
+  start = int(jax.device_get(state.step))
+  if start % chunk_len:
+    raise ValueError(f"state.step={start} is not at a chunk boundary ({chunk_len} steps)")
+  for global_step in range(start, num_epochs * steps_per_epoch, chunk_len):
+    epoch, first = divmod(global_step, steps_per_epoch)
+    if first == 0 or global_step == start:
+      perm = epoch_permutation(shuffle_rng, jax.device_put(np.int32(epoch)), num_examples)
+    tic = time.perf_counter()
+    state, metrics = chunk_fn(state, train_data, perm, jax.device_put(np.int32(first)), batch_rng)
+    log = {k: float(v) for k, v in jax.device_get(metrics).items()}
+    dt = time.perf_counter() - tic
+    end = global_step + chunk_len
+    log.update(step=end, epoch=end / steps_per_epoch, epoch_end=float(end % steps_per_epoch == 0),
+               examples_per_s=chunk_len * batch_size / dt, seconds=dt)
+    _check_finite(log)
+    yield state, log
+
+
+def _check_finite(log: dict[str, float]) -> None:
+  bad = [k for k, v in log.items() if not np.isfinite(v)]
+  if bad:
+    raise FloatingPointError(f"non-finite metrics at step {log['step']}: "
+                             + ", ".join(f"{k}={log[k]}" for k in bad))
+
+
+def pad_batches(data: Batch, batch_size: int) -> tuple[Batch, jax.Array]:
+  """Reshapes a data set to ``[num_batches, batch_size, ...]`` on the device, once.
+
+  The last batch is zero-padded; ``mask: [num_batches, batch_size]`` is 1 for real rows.
+  """
+  n = len(next(iter(data.values())))
+  num_batches = -(-n // batch_size)
+  pad = num_batches * batch_size - n
+  shaped = {k: np.concatenate([np.asarray(v), np.zeros((pad, *v.shape[1:]), v.dtype)])
+            .reshape(num_batches, batch_size, *v.shape[1:]) for k, v in data.items()}
+  mask = (np.arange(num_batches * batch_size) < n).reshape(num_batches, batch_size)
+  return jax.device_put((shaped, mask.astype(np.float32)))
+
+
+def make_eval_fn(metrics_fn: Callable[[Any, Batch, jax.Array], dict[str, jax.Array]],
+                 preprocess: Preprocess = identity_preprocess):
+  """Means of per-example metrics over a whole data set prepared by ``pad_batches``.
+
+  ``metrics_fn(params, batch, rng) -> {name: [batch]}``. Returns the jitted
+  ``evaluate(params, batches, mask, rng) -> {name: scalar}``: padded rows are masked
+  out, so every example counts once. Batch b draws its keys from fold_in(rng, b), so a
+  fixed ``rng`` sees the same (e.g. binarized) test set at every evaluation.
+  """
+
+  @jax.jit
+  def evaluate(params, batches: Batch, mask: jax.Array, rng: jax.Array) -> Metrics:
+    def one(args):
+      b, batch, m = args
+      model_rng, data_rng = jax.random.split(jax.random.fold_in(rng, b))
+      values = metrics_fn(params, preprocess(batch, data_rng), model_rng)
+      return jax.tree.map(lambda v: jnp.sum(v * m), values)
+
+    sums = jax.lax.map(one, (jnp.arange(mask.shape[0]), batches, mask))
+    return jax.tree.map(lambda s: jnp.sum(s) / jnp.sum(mask), sums)
+
+  return evaluate
