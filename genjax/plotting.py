@@ -1,0 +1,66 @@
+"""Figures with matplotlib's Agg backend (no display needed)."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def image_grid(images: np.ndarray, ncols: int | None = None, pad: int = 1) -> np.ndarray:
+  """Tiles ``images: [n, H, W, C]`` (values in [0, 1]) into one [rows*(H+pad), ...] image."""
+  images = np.clip(np.asarray(images, np.float32), 0.0, 1.0)
+  n, h, w, c = images.shape
+  ncols = ncols or math.ceil(math.sqrt(n))
+  nrows = math.ceil(n / ncols)
+  grid = np.ones((nrows * (h + pad) + pad, ncols * (w + pad) + pad, c), np.float32)
+  for i, img in enumerate(images):
+    r, col = divmod(i, ncols)
+    top, left = pad + r * (h + pad), pad + col * (w + pad)
+    grid[top:top + h, left:left + w] = img
+  return grid
+
+
+def save_image_grid(path: str, images: np.ndarray, ncols: int | None = None,
+                    title: str | None = None) -> None:
+  """Writes a grid of images to ``path`` (PNG)."""
+  grid = image_grid(images, ncols)
+  height, width = grid.shape[:2]
+  fig, ax = plt.subplots(figsize=(max(width / 40, 2), max(height / 40, 2) + (0.4 if title else 0)))
+  ax.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1,
+            interpolation="nearest")
+  ax.axis("off")
+  if title:
+    ax.set_title(title)
+  fig.savefig(path, bbox_inches="tight", dpi=100)
+  plt.close(fig)
+
+
+def save_reconstructions(path: str, inputs: np.ndarray, reconstructions: np.ndarray,
+                         ncols: int = 8) -> None:
+  """Pairs of rows: ``ncols`` inputs, then their reconstructions beneath them."""
+  inputs, reconstructions = np.asarray(inputs), np.asarray(reconstructions)
+  rows = []
+  for start in range(0, len(inputs), ncols):
+    rows += [inputs[start:start + ncols], reconstructions[start:start + ncols]]
+  save_image_grid(path, np.concatenate(rows), ncols,
+                  title="inputs (odd rows) and reconstructions (even rows)")
+
+
+def save_curves(path: str, xs: Sequence[float], curves: dict[str, Sequence[float]],
+                xlabel: str, ylabel: str) -> None:
+  """Line plot of several named curves against ``xs``."""
+  fig, ax = plt.subplots(figsize=(6, 4))
+  for name, ys in curves.items():
+    ax.plot(xs[:len(ys)], ys, label=name)
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel(ylabel)
+  ax.grid(alpha=0.3)
+  ax.legend()
+  fig.savefig(path, bbox_inches="tight", dpi=100)
+  plt.close(fig)
