@@ -1,0 +1,1 @@
+"""Experiment scripts: ``python launch.py EXPERIMENT [flags]`` runs ``experiments/EXPERIMENT.py``."""

