@@ -9,7 +9,18 @@ All values are in nats per example.
   ELBO(x) = E_{q(z|x)}[ log p(x|z) ] - KL( q(z|x) || p(z) )   <=  log p(x)
 
 (Kingma & Welling 2014, Auto-Encoding Variational Bayes, Eq. 3; beta-VAE:
-Higgins et al. 2017 weights the KL by beta.)
+Higgins et al. 2017 weights the KL by beta.) With K importance samples
+z_k ~ q(z|x) and log-weights log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x):
+
+  ELBO_K(x) = 1/K sum_k log w_k                 (the "VAE k=K" baseline)
+  IWAE_K(x) = log 1/K sum_k w_k                 (Burda et al. 2016, Eq. 8)
+  ELBO = ELBO_1 = IWAE_1 <= IWAE_K <= IWAE_{K+1} <= log p(x)
+
+Gradient estimators are written as surrogate losses whose value is the objective and
+whose gradient is the estimator: plain reparameterization, "sticking the landing"
+(STL) and doubly reparameterized gradients (DReG). The encoder's parameters are
+``params["encoder"]`` (the VAE's submodule); STL and DReG stop gradients to them
+inside log q(z|x).
 """
 
 from __future__ import annotations
@@ -22,6 +33,7 @@ import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from genjax import distributions as D
 
@@ -32,6 +44,8 @@ TermsFn = Callable[[Any, Batch, jax.Array], dict[str, jax.Array]]
 
 LIKELIHOODS = ("bernoulli", "gaussian_fixed", "gaussian_learned")
 KL_ESTIMATORS = ("analytic", "mc")
+ESTIMATORS = ("reparam", "stl", "dreg")
+ENCODER = "encoder"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,24 +118,161 @@ def make_elbo_terms(model: nn.Module, likelihood: Likelihood, kl: str = "analyti
   return terms
 
 
-def make_elbo_loss(model: nn.Module, likelihood: Likelihood, kl: str = "analytic",
-                   beta: float = 1.0) -> LossFn:
-  """The negative (beta-weighted) ELBO as a pure loss.
+def beta_schedule(step: jax.Array, beta: float, warmup_steps: int) -> jax.Array:
+  """KL weight at ``step``: beta * min(1, step / warmup_steps) (linear warm-up from 0;
+  Bowman et al. 2016, Sonderby et al. 2016); constant ``beta`` when warmup_steps == 0."""
+  if warmup_steps <= 0:
+    return jnp.asarray(beta, jnp.float32)
+  return beta * jnp.minimum(1.0, jnp.asarray(step, jnp.float32) / warmup_steps)
 
-  loss = mean_batch[ -log p(x|z) + beta * KL(q(z|x) || p(z)) ]   (sum over pixels and
-  latents inside each example, mean over the batch; beta = 1 is the ELBO).
-  Metrics, in nats per example: ``recon`` = -log p(x|z), ``kl``, ``elbo`` = -(recon + kl)
-  (the unweighted bound, whatever beta is) and ``loss``.
+
+def free_bits_kl(kl_per_dim: jax.Array, free_bits: float) -> jax.Array:
+  """KL with a per-dimension floor ("free bits", Kingma et al. 2016, IAF, Appendix C.8).
+
+  kl_per_dim: [..., batch, latent_dim] per-example, per-dimension KL (or its estimate).
+  Returns the scalar sum_d max(free_bits, mean_batch KL_d): dimensions whose batch-mean
+  KL is below the floor get no gradient pushing them further toward the prior.
   """
-  terms_fn = make_elbo_terms(model, likelihood, kl)
+  per_dim = jnp.mean(kl_per_dim.reshape(-1, kl_per_dim.shape[-1]), axis=0)
+  return jnp.sum(jnp.maximum(per_dim, free_bits))
+
+
+def _stop_decoder(params: Any) -> Any:
+  return {k: v if k == ENCODER else jax.lax.stop_gradient(v) for k, v in params.items()}
+
+
+def _decode_log_prob(model: nn.Module, likelihood: Likelihood, params: Any, x: jax.Array,
+                     z: jax.Array) -> jax.Array:
+  """log p(x|z_k) for z: [K, batch, latent] -> [K, batch]."""
+  k, b = z.shape[:2]
+  out = model.apply({"params": params}, z.reshape(k * b, -1), method=model.decode)
+  return likelihood.log_prob(x[None], out.reshape(k, b, *out.shape[1:]))
+
+
+def sample_terms(model: nn.Module, likelihood: Likelihood, params: Any, x: jax.Array,
+                 rng: jax.Array, num_samples: int, stop_q: bool = False) -> dict[str, jax.Array]:
+  """K reparameterized samples z_k ~ q(z|x) and the terms of their log-weights.
+
+  Returns ``log_px, log_pz, log_q: [K, batch]``, ``log_w = log_px + log_pz - log_q``,
+  ``kl_per_dim: [K, batch, latent]`` (the one-sample estimate log q_d - log p_d), and the
+  encoder's ``mean, log_var: [batch, latent]``. ``stop_q`` evaluates log q(z|x) with the
+  encoder's outputs behind stop_gradient (z itself still depends on them): the STL
+  "path derivative" of Roeder et al. 2017, Eq. 8.
+  """
+  chex.assert_rank(x, 4)
+  mean, log_var = model.apply({"params": params}, x, method=model.encode)
+  z = D.reparameterize(rng, mean, log_var, num_samples)
+  q_mean, q_log_var = ((jax.lax.stop_gradient(mean), jax.lax.stop_gradient(log_var))
+                       if stop_q else (mean, log_var))
+  log_q_per_dim = D.gaussian_log_prob(z, q_mean, q_log_var, event_ndims=0)
+  log_pz_per_dim = D.standard_normal_log_prob(z, event_ndims=0)
+  log_px = _decode_log_prob(model, likelihood, params, x, z)
+  log_q, log_pz = jnp.sum(log_q_per_dim, -1), jnp.sum(log_pz_per_dim, -1)
+  return {"log_px": log_px, "log_pz": log_pz, "log_q": log_q, "log_w": log_px + log_pz - log_q,
+          "kl_per_dim": log_q_per_dim - log_pz_per_dim, "mean": mean, "log_var": log_var, "z": z}
+
+
+def log_mean_exp(log_w: jax.Array, axis: int = 0) -> jax.Array:
+  """log (1/K) sum_k exp(log_w_k), computed stably with logsumexp."""
+  return jax.scipy.special.logsumexp(log_w, axis=axis) - jnp.log(log_w.shape[axis])
+
+
+def make_elbo_loss(model: nn.Module, likelihood: Likelihood, kl: str = "analytic",
+                   beta: float = 1.0, num_samples: int = 1, estimator: str = "reparam",
+                   warmup_steps: int = 0, free_bits: float = 0.0) -> LossFn:
+  """The negative (beta-weighted) ELBO as a pure loss, averaged over K samples.
+
+  loss = mean_batch[ 1/K sum_k -log p(x|z_k) ] + beta_t * KL_term     (sum over pixels and
+  latents inside each example, mean over the batch; beta = 1, K = 1 is the ELBO of Kingma
+  & Welling 2014; K > 1 is the "VAE k=K" baseline of Burda et al. 2016, Table 1).
+
+  KL_term: ``analytic`` is the closed-form mean_batch KL(q(z|x) || N(0, I)); ``mc`` is
+  mean_{k,batch}[log q(z_k|x) - log p(z_k)] at the same samples. ``free_bits > 0`` floors
+  each dimension's batch-mean KL (``free_bits_kl``). beta_t = ``beta_schedule(step, beta,
+  warmup_steps)`` with the step read from ``batch["step"]`` (0 when absent).
+
+  ``estimator``: ``reparam`` differentiates everything; ``stl`` ("sticking the landing",
+  Roeder et al. 2017) drops the score term by stopping gradients to q's parameters inside
+  log q(z|x); its expected gradient is unchanged, and it is exactly zero at q = p(z|x).
+  STL needs the sampled form of the KL (``kl="mc"``).
+
+  Metrics, in nats per example: ``recon`` = -E log p(x|z), ``kl`` (unclamped), ``elbo`` =
+  -(recon + kl) whatever beta is, ``beta`` and ``loss``.
+  """
+  if kl not in KL_ESTIMATORS:
+    raise ValueError(f"kl={kl!r}: expected one of {', '.join(KL_ESTIMATORS)}")
+  if estimator not in ("reparam", "stl"):
+    raise ValueError(f"estimator={estimator!r} for the ELBO: expected reparam or stl "
+                     "(dreg is an IWAE estimator)")
+  if estimator == "stl" and kl != "mc":
+    raise ValueError("estimator='stl' needs kl='mc': STL drops the score term of the "
+                     "sampled log q(z|x), which the closed-form KL does not have")
 
   def loss_fn(params: Any, batch: Batch, rng: jax.Array) -> tuple[jax.Array, Metrics]:
-    terms = terms_fn(params, batch, rng)
-    recon, kl_term = -terms["log_px"], terms["kl"]
-    loss = jnp.mean(recon + beta * kl_term)
-    metrics = {"loss": loss, "recon": jnp.mean(recon), "kl": jnp.mean(kl_term),
-               "elbo": jnp.mean(-(recon + kl_term))}
-    return loss, metrics
+    t = sample_terms(model, likelihood, params, batch["image"], rng, num_samples,
+                     stop_q=estimator == "stl")
+    recon = -jnp.mean(t["log_px"])
+    if kl == "analytic":
+      kl_per_dim = D.kl_diag_gaussian_standard_normal(t["mean"], t["log_var"], event_ndims=0)
+    else:
+      kl_per_dim = t["kl_per_dim"]
+    kl_value = jnp.sum(kl_per_dim, -1).mean()
+    kl_term = free_bits_kl(kl_per_dim, free_bits) if free_bits > 0 else kl_value
+    beta_t = beta_schedule(batch.get("step", 0), beta, warmup_steps)
+    loss = recon + beta_t * kl_term
+    return loss, {"loss": loss, "recon": recon, "kl": kl_value, "elbo": -(recon + kl_value),
+                  "beta": beta_t}
+
+  return loss_fn
+
+
+def make_iwae_loss(model: nn.Module, likelihood: Likelihood, num_samples: int,
+                   estimator: str = "reparam") -> LossFn:
+  """The negative IWAE bound with K samples (Burda et al. 2016, Eq. 8), mean over the batch.
+
+  IWAE_K(x) = log 1/K sum_k w_k, log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x),
+  computed with logsumexp. Its reparameterized gradient weights each sample's gradient by
+  the normalized weight w~_k = w_k / sum_j w_j (Burda et al. 2016, Eq. 14).
+
+  ``estimator="dreg"`` (Tucker et al. 2019, Doubly Reparameterized Gradient Estimators for
+  Monte Carlo Objectives, Eq. 7) keeps that gradient for the decoder but gives the encoder
+    sum_k w~_k^2 d log w_k / d z_k * d z_k / d phi,
+  i.e. the surrogate sum_k sg(w~_k^2) log w_k with log q evaluated at stopped encoder
+  outputs and the decoder's parameters stopped, plus sum_k sg(w~_k) log w_k at stopped z
+  for the decoder (sg = stop_gradient). The loss's value is still -IWAE_K; only its
+  gradient changes. It costs a second decoder pass.
+
+  Metrics: ``loss``, ``iwae`` (the bound), ``elbo`` (mean_k log w_k: the K-sample ELBO),
+  ``recon`` and ``kl`` (sampled, averaged over k) in nats per example.
+  """
+  if estimator not in ("reparam", "dreg"):
+    raise ValueError(f"estimator={estimator!r} for IWAE: expected reparam or dreg "
+                     "(STL is biased for IWAE: Tucker et al. 2019)")
+
+  def loss_fn(params: Any, batch: Batch, rng: jax.Array) -> tuple[jax.Array, Metrics]:
+    x = batch["image"]
+    if estimator == "reparam":
+      t = sample_terms(model, likelihood, params, x, rng, num_samples)
+      bound = log_mean_exp(t["log_w"])                                 # [batch]
+      objective = jnp.mean(bound)
+    else:
+      # Encoder term: z live, log q at stopped encoder outputs, decoder parameters stopped.
+      t = sample_terms(model, likelihood, _stop_decoder(params), x, rng, num_samples,
+                       stop_q=True)
+      bound = log_mean_exp(t["log_w"])
+      weights = jax.lax.stop_gradient(jax.nn.softmax(t["log_w"], axis=0))   # w~: [K, batch]
+      # Decoder term: the same samples, stopped, so no path reaches the encoder.
+      z = jax.lax.stop_gradient(t["z"])
+      log_w_dec = (_decode_log_prob(model, likelihood, params, x, z)
+                   + jax.lax.stop_gradient(t["log_pz"] - t["log_q"]))
+      surrogate = jnp.sum(weights ** 2 * t["log_w"] + weights * log_w_dec, axis=0)
+      objective = jnp.mean(jax.lax.stop_gradient(bound) + surrogate
+                           - jax.lax.stop_gradient(surrogate))
+    loss = -objective
+    elbo = jnp.mean(t["log_w"])
+    kl = jnp.mean(t["log_q"] - t["log_pz"])
+    return loss, {"loss": loss, "iwae": jnp.mean(bound), "elbo": elbo, "kl": kl,
+                  "recon": -(elbo + kl)}
 
   return loss_fn
 
@@ -129,3 +280,66 @@ def make_elbo_loss(model: nn.Module, likelihood: Likelihood, kl: str = "analytic
 def elbo_metrics(terms: dict[str, jax.Array]) -> dict[str, jax.Array]:
   """Per-example recon / kl / elbo from ``make_elbo_terms`` output (for evaluation)."""
   return {"recon": -terms["log_px"], "kl": terms["kl"], "elbo": terms["log_px"] - terms["kl"]}
+
+
+VARIANT_FORMS = ("elbo", "elbo_mc", "elbo_stl", "elbo_k=K", "beta=B", "beta_warmup=STEPS",
+                 "free_bits=NATS", "iwae=K", "iwae_dreg=K")
+
+
+@dataclasses.dataclass(frozen=True)
+class Objective:
+  """A training objective and its gradient estimator, named by a variant string."""
+  name: str
+  kind: str = "elbo"          # elbo | iwae
+  num_samples: int = 1
+  kl: str = "analytic"
+  estimator: str = "reparam"
+  beta: float = 1.0
+  warmup_steps: int = 0
+  free_bits: float = 0.0
+
+
+def parse_variant(text: str) -> Objective:
+  """Parses one variant string strictly; see ``VARIANT_FORMS``.
+
+  elbo (closed-form KL), elbo_mc (one-sample MC KL), elbo_stl (MC KL, STL gradient),
+  elbo_k=K (ELBO averaged over K samples), beta=B (beta-VAE), beta_warmup=STEPS (beta from
+  0 to 1 over STEPS steps), free_bits=NATS (per-dimension KL floor), iwae=K, iwae_dreg=K.
+  """
+  name, sep, value = text.strip().partition("=")
+  fixed = {"elbo": {}, "elbo_mc": {"kl": "mc"}, "elbo_stl": {"kl": "mc", "estimator": "stl"}}
+  valued = {"elbo_k": ("num_samples", int, {"kl": "mc"}), "beta": ("beta", float, {}),
+            "beta_warmup": ("warmup_steps", int, {}), "free_bits": ("free_bits", float, {}),
+            "iwae": ("num_samples", int, {"kind": "iwae", "kl": "mc"}),
+            "iwae_dreg": ("num_samples", int, {"kind": "iwae", "kl": "mc", "estimator": "dreg"})}
+  error = ValueError(f"bad variant {text!r}: expected one of {', '.join(VARIANT_FORMS)} "
+                     "(K and STEPS positive integers, B and NATS non-negative numbers)")
+  if not sep and name in fixed:
+    return Objective(text.strip(), **fixed[name])
+  if not sep or name not in valued:
+    raise error
+  field, cast, extra = valued[name]
+  try:
+    number = cast(value)
+  except ValueError:
+    raise error from None
+  if not np.isfinite(number) or number < 0 or (cast is int and number < 1):
+    raise error
+  return Objective(text.strip(), **extra, **{field: number})
+
+
+def parse_variants(text: str) -> list[Objective]:
+  """Comma-separated variants; each parsed by ``parse_variant``; no duplicates."""
+  variants = [parse_variant(v) for v in text.split(",")]
+  names = [v.name for v in variants]
+  if len(set(names)) != len(names):
+    raise ValueError(f"duplicate variant in {text!r}")
+  return variants
+
+
+def make_loss(model: nn.Module, likelihood: Likelihood, objective: Objective) -> LossFn:
+  """The pure loss for ``objective`` (``make_elbo_loss`` or ``make_iwae_loss``)."""
+  if objective.kind == "iwae":
+    return make_iwae_loss(model, likelihood, objective.num_samples, objective.estimator)
+  return make_elbo_loss(model, likelihood, objective.kl, objective.beta, objective.num_samples,
+                        objective.estimator, objective.warmup_steps, objective.free_bits)

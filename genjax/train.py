@@ -47,14 +47,16 @@ def create_train_state(params: Any, optimizer: optax.GradientTransformation,
 def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation) -> StepFn:
   """Returns the pure ``step(state, batch) -> (state, metrics)``.
 
-  The loss's key is ``fold_in(state.rng, state.step)``. Metrics are the loss's
-  metrics plus ``grad_norm`` (global L2 norm of the gradient).
+  The loss's key is ``fold_in(state.rng, state.step)``, and the batch it sees carries
+  ``batch["step"] = state.step`` so schedules (e.g. KL warm-up) stay pure functions of
+  their inputs. Metrics are the loss's metrics plus ``grad_norm`` (global L2 norm of the
+  gradient).
   """
 
   def step(state: TrainState, batch: Batch) -> tuple[TrainState, Metrics]:
     rng = jax.random.fold_in(state.rng, state.step)
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-    (_, metrics), grads = grad_fn(state.params, batch, rng)
+    (_, metrics), grads = grad_fn(state.params, {**batch, "step": state.step}, rng)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics = {**metrics, "grad_norm": optax.global_norm(grads)}
@@ -77,22 +79,24 @@ def make_chunk_fn(step: StepFn, batch_size: int, num_steps: int,
                   preprocess: Preprocess = identity_preprocess):
   """Fuses ``num_steps`` steps into one jitted call.
 
-  ``chunk(state, data, perm, first, data_rng) -> (state, mean metrics)``: step i of
-  the chunk trains on ``data[perm[(first + i) * batch_size : ... + batch_size]]``,
-  preprocessed with key ``fold_in(data_rng, state.step)``. ``state`` is donated.
+  ``chunk(state, data, perm, first, step0, data_rng) -> (state, mean metrics)``: step i
+  of the chunk (global step ``step0 + i``) trains on
+  ``data[perm[(first + i) * batch_size : ... + batch_size]]``, preprocessed with key
+  ``fold_in(data_rng, step0 + i)``. ``state`` is donated. ``step`` may be vmapped over
+  replicas (a leading axis on the state); metrics are then averaged over replicas too.
   """
 
   def body(carry, i):
-    state, data, perm, first, data_rng = carry
+    state, data, perm, first, step0, data_rng = carry
     idx = jax.lax.dynamic_slice(perm, ((first + i) * batch_size,), (batch_size,))
     batch = {k: jnp.take(v, idx, axis=0) for k, v in data.items()}
-    batch = preprocess(batch, jax.random.fold_in(data_rng, state.step))
+    batch = preprocess(batch, jax.random.fold_in(data_rng, step0 + i))
     state, metrics = step(state, batch)
-    return (state, data, perm, first, data_rng), metrics
+    return (state, data, perm, first, step0, data_rng), metrics
 
   @functools.partial(jax.jit, donate_argnums=0)
-  def chunk(state, data, perm, first, data_rng):
-    (state, *_), metrics = jax.lax.scan(body, (state, data, perm, first, data_rng),
+  def chunk(state, data, perm, first, step0, data_rng):
+    (state, *_), metrics = jax.lax.scan(body, (state, data, perm, first, step0, data_rng),
                                         jnp.arange(num_steps))
     return state, jax.tree.map(jnp.mean, metrics)
 
@@ -132,7 +136,7 @@ def fit(state: TrainState, step: StepFn, train_data: Batch, *, batch_size: int,
   shuffle_rng, batch_rng = jax.random.split(data_rng)
   train_data = jax.device_put(train_data)
   state = jax.tree.map(jnp.copy, state)  # chunks donate their input: keep the caller's intact
-  start = int(jax.device_get(state.step))
+  start = int(np.max(jax.device_get(state.step)))  # replicas (vmapped states) move together
   if start % chunk_len:
     raise ValueError(f"state.step={start} is not at a chunk boundary ({chunk_len} steps)")
   for global_step in range(start, num_epochs * steps_per_epoch, chunk_len):
@@ -140,7 +144,8 @@ def fit(state: TrainState, step: StepFn, train_data: Batch, *, batch_size: int,
     if first == 0 or global_step == start:
       perm = epoch_permutation(shuffle_rng, jax.device_put(np.int32(epoch)), num_examples)
     tic = time.perf_counter()
-    state, metrics = chunk_fn(state, train_data, perm, jax.device_put(np.int32(first)), batch_rng)
+    state, metrics = chunk_fn(state, train_data, perm, *jax.device_put(
+        (np.int32(first), np.int32(global_step))), batch_rng)
     log = {k: float(v) for k, v in jax.device_get(metrics).items()}
     dt = time.perf_counter() - tic
     end = global_step + chunk_len

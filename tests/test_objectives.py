@@ -1,8 +1,8 @@
 """objectives.py: the ELBO against a linear-Gaussian model whose log p(x) is exact."""
 
 import chex
-import flax.linen as nn
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -11,46 +11,14 @@ from scipy import stats
 from genjax import distributions as D
 from genjax import objectives
 
-DIM_X, DIM_Z, NOISE_STD = 6, 3, 0.5
-
-
-class LinearGaussian(nn.Module):
-  """p(z) = N(0, I), p(x|z) = N(W z + b, s^2 I); q(z|x) = N(A x + c, diag(exp(v)))."""
-
-  def setup(self):
-    self.enc_w = self.param("enc_w", nn.initializers.zeros, (DIM_X, DIM_Z))
-    self.enc_b = self.param("enc_b", nn.initializers.zeros, (DIM_Z,))
-    self.enc_log_var = self.param("enc_log_var", nn.initializers.zeros, (DIM_Z,))
-    self.dec_w = self.param("dec_w", nn.initializers.zeros, (DIM_Z, DIM_X))
-    self.dec_b = self.param("dec_b", nn.initializers.zeros, (DIM_X,))
-
-  def encode(self, x):
-    mean = x.reshape(x.shape[0], -1) @ self.enc_w + self.enc_b
-    return mean, jnp.broadcast_to(self.enc_log_var, mean.shape)
-
-  def decode(self, z):
-    return (z @ self.dec_w + self.dec_b).reshape(z.shape[0], 1, 1, DIM_X)
-
-  def __call__(self, x):
-    return self.decode(self.encode(x)[0])
+from tests import linear_gaussian as lg
+from tests.linear_gaussian import DIM_X, NOISE_STD
 
 
 @pytest.fixture(scope="module")
 def linear_gaussian():
-  """The model, the exact posterior's encoder params, and data with exact log p(x)."""
-  rng = np.random.default_rng(0)
-  q, _ = np.linalg.qr(rng.normal(size=(DIM_X, DIM_Z)))
-  w = q * np.array([2.0, 1.0, 0.5])          # orthogonal columns: a diagonal posterior
-  b = rng.normal(size=DIM_X)
-  post_var = 1.0 / (1.0 + np.sum(w ** 2, 0) / NOISE_STD ** 2)     # [DIM_Z]
-  enc_w = w * post_var / NOISE_STD ** 2                            # mean = (x - b) @ enc_w
-  params = {"enc_w": enc_w, "enc_b": -b @ enc_w, "enc_log_var": np.log(post_var),
-            "dec_w": w.T, "dec_b": b}
-  params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), params)
-  x = rng.normal(size=(4, DIM_X)) @ np.diag([1, 2, 1, 1, 1, 1.]) + b
-  log_px = stats.multivariate_normal(b, w @ w.T + NOISE_STD ** 2 * np.eye(DIM_X)).logpdf(x)
-  batch = {"image": jnp.asarray(x.reshape(4, 1, 1, DIM_X), jnp.float32)}
-  return LinearGaussian(), params, batch, log_px
+  """The model, the exact posterior's params, data and its exact log p(x)."""
+  return lg.exact_setup()
 
 
 def _likelihood():
@@ -83,7 +51,7 @@ def test_analytic_kl_elbo_expectation_equals_log_px_at_exact_posterior(linear_ga
 def test_elbo_gap_is_kl_to_true_posterior_and_elbo_below_log_px(linear_gaussian):
   """ELBO = log p(x) - KL(q(z|x) || p(z|x)); checked for both KL estimators."""
   model, exact, batch, log_px = linear_gaussian
-  params = {**exact, "enc_b": exact["enc_b"] + 0.4, "enc_log_var": exact["enc_log_var"] + 0.7}
+  params = lg.perturbed(exact)
   q_mean, q_lv = model.apply({"params": params}, batch["image"], method=model.encode)
   p_mean, p_lv = model.apply({"params": exact}, batch["image"], method=model.encode)
   gap = np.asarray(D.kl_diag_gaussians(q_mean, q_lv, p_mean, p_lv))
@@ -150,3 +118,174 @@ def test_bad_names_list_the_allowed_values(linear_gaussian):
     objectives.make_likelihood("poisson")
   with pytest.raises(ValueError, match="kl='exact'.*analytic, mc"):
     objectives.make_elbo_terms(model, _likelihood(), kl="exact")
+
+
+# --- ELBO variants, IWAE and gradient estimators -------------------------------------------
+
+def _encoder_grads(loss_fn, params, batch, num_draws, seed=0):
+  """[num_draws, n_encoder_params] gradients of the loss, one per key."""
+  from jax.flatten_util import ravel_pytree
+  grad = jax.jit(jax.vmap(lambda k: ravel_pytree(jax.grad(
+      lambda p: loss_fn(p, batch, k)[0])(params)["encoder"])[0]))
+  return np.asarray(grad(jax.random.split(jax.random.PRNGKey(seed), num_draws)), np.float64)
+
+
+def _assert_unbiased(draws, expected, z=5.0):
+  se = draws.std(0) / np.sqrt(len(draws))
+  assert np.all(np.abs(draws.mean(0) - expected) < z * se + 1e-5), (draws.mean(0), expected, se)
+
+
+def test_iwae_with_one_sample_equals_the_mc_elbo(linear_gaussian):
+  model, params, batch, _ = linear_gaussian
+  params, rng = lg.perturbed(params), jax.random.PRNGKey(7)
+  iwae = objectives.make_iwae_loss(model, _likelihood(), num_samples=1)
+  elbo = objectives.make_elbo_loss(model, _likelihood(), kl="mc")
+  (l_iwae, m_iwae), g_iwae = jax.value_and_grad(iwae, has_aux=True)(params, batch, rng)
+  (l_elbo, _), g_elbo = jax.value_and_grad(elbo, has_aux=True)(params, batch, rng)
+  np.testing.assert_allclose(l_iwae, l_elbo, rtol=1e-6)
+  np.testing.assert_allclose(m_iwae["iwae"], m_iwae["elbo"], rtol=1e-6)
+  chex.assert_trees_all_close(g_iwae, g_elbo, rtol=1e-5, atol=1e-6)
+
+
+def test_iwae_bound_grows_with_k_towards_log_px(linear_gaussian):
+  model, params, batch, log_px = linear_gaussian
+  params = lg.perturbed(params)
+  reps = 2000
+  means, ses = [], []
+  for k in (1, 5, 50):
+    loss = jax.jit(jax.vmap(lambda r: objectives.make_iwae_loss(model, _likelihood(), k)(
+        params, batch, r)[0]))
+    bounds = -np.asarray(loss(jax.random.split(jax.random.PRNGKey(k), reps)), np.float64)
+    means.append(bounds.mean())
+    ses.append(bounds.std() / np.sqrt(reps))
+  assert means[0] + 3 * (ses[0] + ses[1]) < means[1] < means[2] - 3 * (ses[1] + ses[2])
+  assert means[2] < np.mean(log_px) + 3 * ses[2]
+  assert np.mean(log_px) - means[2] < 0.2 * (np.mean(log_px) - means[0])
+
+
+def test_closed_form_and_mc_kl_give_the_same_expected_objective_and_gradient(linear_gaussian):
+  model, params, batch, _ = linear_gaussian
+  params = lg.perturbed(params)
+  exact_value = float(lg.closed_form_elbo(params, batch))
+  exact_grad = np.asarray(jax.flatten_util.ravel_pytree(
+      jax.grad(lambda p: -lg.closed_form_elbo(p, batch))(params)["encoder"])[0])
+  for kl in objectives.KL_ESTIMATORS:
+    loss = objectives.make_elbo_loss(model, _likelihood(), kl=kl)
+    values = np.asarray(jax.vmap(lambda r: loss(params, batch, r)[0])(
+        jax.random.split(jax.random.PRNGKey(1), 4000)), np.float64)
+    assert abs(-values.mean() - exact_value) < 5 * values.std() / np.sqrt(4000) + 1e-4, kl
+    _assert_unbiased(_encoder_grads(loss, params, batch, 4000), exact_grad)
+
+
+def test_stl_is_unbiased_and_has_zero_variance_at_the_exact_posterior(linear_gaussian):
+  model, exact, batch, _ = linear_gaussian
+  stl = objectives.make_elbo_loss(model, _likelihood(), kl="mc", estimator="stl")
+  reparam = objectives.make_elbo_loss(model, _likelihood(), kl="mc")
+  params = lg.perturbed(exact)
+  exact_grad = np.asarray(jax.flatten_util.ravel_pytree(
+      jax.grad(lambda p: -lg.closed_form_elbo(p, batch))(params)["encoder"])[0])
+  _assert_unbiased(_encoder_grads(stl, params, batch, 4000), exact_grad)
+  at_optimum_stl = _encoder_grads(stl, exact, batch, 200)
+  at_optimum_reparam = _encoder_grads(reparam, exact, batch, 200)
+  assert at_optimum_stl.var(0).max() < 1e-8
+  assert at_optimum_reparam.var(0).max() > 1e-2
+
+
+def test_dreg_is_unbiased_for_the_iwae_gradient(linear_gaussian):
+  model, params, batch, _ = linear_gaussian
+  params = lg.perturbed(params)
+  iwae = objectives.make_iwae_loss(model, _likelihood(), 5)
+  dreg = objectives.make_iwae_loss(model, _likelihood(), 5, estimator="dreg")
+  a = _encoder_grads(iwae, params, batch, 4000, seed=1)
+  b = _encoder_grads(dreg, params, batch, 4000, seed=2)
+  se = np.sqrt(a.var(0) / len(a) + b.var(0) / len(b))
+  assert np.all(np.abs(a.mean(0) - b.mean(0)) < 5 * se + 1e-5)
+  assert np.all(b.var(0) <= a.var(0) * 1.1)   # DReG is the lower-variance estimator here
+  # Same value, and the decoder's gradient is the IWAE one, draw by draw.
+  rng = jax.random.PRNGKey(3)
+  (la, _), ga = jax.value_and_grad(iwae, has_aux=True)(params, batch, rng)
+  (lb, _), gb = jax.value_and_grad(dreg, has_aux=True)(params, batch, rng)
+  np.testing.assert_allclose(la, lb, rtol=1e-6)
+  chex.assert_trees_all_close(ga["decoder"], gb["decoder"], rtol=1e-4, atol=1e-5)
+
+
+def test_dreg_encoder_gradient_vanishes_at_the_exact_posterior(linear_gaussian):
+  model, exact, batch, _ = linear_gaussian
+  dreg = objectives.make_iwae_loss(model, _likelihood(), 5, estimator="dreg")
+  assert np.abs(_encoder_grads(dreg, exact, batch, 50)).max() < 1e-3
+
+
+def test_k_sample_elbo_averages_samples(linear_gaussian):
+  model, params, batch, _ = linear_gaussian
+  params, rng = lg.perturbed(params), jax.random.PRNGKey(4)
+  loss, metrics = objectives.make_elbo_loss(model, _likelihood(), kl="mc", num_samples=7)(
+      params, batch, rng)
+  t = objectives.sample_terms(model, _likelihood(), params, batch["image"], rng, 7)
+  np.testing.assert_allclose(-loss, np.mean(t["log_w"]), rtol=1e-5)
+  np.testing.assert_allclose(metrics["elbo"], np.mean(t["log_w"]), rtol=1e-5)
+
+
+def test_kl_warmup_and_free_bits(linear_gaussian):
+  model, params, batch, _ = linear_gaussian
+  rng = jax.random.PRNGKey(5)
+  np.testing.assert_allclose(objectives.beta_schedule(jnp.int32(50), 2.0, 200), 0.5)
+  np.testing.assert_allclose(objectives.beta_schedule(jnp.int32(500), 2.0, 200), 2.0)
+  np.testing.assert_allclose(objectives.beta_schedule(jnp.int32(5), 2.0, 0), 2.0)
+  warm = objectives.make_elbo_loss(model, _likelihood(), warmup_steps=100)
+  _, m = warm(params, {**batch, "step": jnp.int32(25)}, rng)
+  np.testing.assert_allclose(m["loss"], m["recon"] + 0.25 * m["kl"], rtol=1e-5)
+  kl_per_dim = jnp.array([[0.1, 2.0, 0.0], [0.3, 1.0, 0.0]])
+  # batch means 0.2, 1.5, 0.0 -> floored at 0.5: 0.5 + 1.5 + 0.5
+  np.testing.assert_allclose(objectives.free_bits_kl(kl_per_dim, 0.5), 2.5, rtol=1e-6)
+  fb = objectives.make_elbo_loss(model, _likelihood(), free_bits=100.0)
+  loss, m = fb(params, batch, rng)
+  np.testing.assert_allclose(loss, m["recon"] + 100.0 * lg.DIM_Z, rtol=1e-5)
+  # The floor is above every dimension's KL: the KL term sends no gradient at all.
+  recon_only = objectives.make_elbo_loss(model, _likelihood(), beta=0.0)
+  chex.assert_trees_all_close(jax.grad(lambda p: fb(p, batch, rng)[0])(params),
+                              jax.grad(lambda p: recon_only(p, batch, rng)[0])(params),
+                              rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("elbo", dict(kind="elbo", kl="analytic", estimator="reparam", num_samples=1)),
+    ("elbo_mc", dict(kl="mc")),
+    ("elbo_stl", dict(kl="mc", estimator="stl")),
+    ("beta=0.5", dict(beta=0.5)),
+    ("iwae=50", dict(kind="iwae", num_samples=50)),
+    ("iwae_dreg=50", dict(kind="iwae", num_samples=50, estimator="dreg")),
+    ("elbo_k=5", dict(kind="elbo", num_samples=5, kl="mc")),
+    ("beta_warmup=1000", dict(warmup_steps=1000)),
+    ("free_bits=0.25", dict(free_bits=0.25)),
+])
+def test_parse_variant(text, expected):
+  objective = objectives.parse_variant(text)
+  assert objective.name == text
+  for key, value in expected.items():
+    assert getattr(objective, key) == value, key
+
+
+@pytest.mark.parametrize("text", ["iwae", "iwae=0", "iwae=2.5", "beta=-1", "beta=x", "elbo=3",
+                                  "vae", "", "iwae_dreg=", "beta=nan"])
+def test_parse_variant_rejects_bad_input_listing_valid_forms(text):
+  with pytest.raises(ValueError, match=r"bad variant .*expected one of elbo, elbo_mc, elbo_stl, "
+                                       r"elbo_k=K, beta=B, .*iwae=K, iwae_dreg=K"):
+    objectives.parse_variant(text)
+
+
+def test_parse_variants_rejects_duplicates_and_builds_losses(linear_gaussian):
+  with pytest.raises(ValueError, match="duplicate variant"):
+    objectives.parse_variants("elbo,iwae=5,elbo")
+  model, params, batch, _ = linear_gaussian
+  for v in objectives.parse_variants("elbo,elbo_mc,beta=0.5,iwae=5,iwae_dreg=5,elbo_stl"):
+    loss, metrics = objectives.make_loss(model, _likelihood(), v)(params, batch,
+                                                                  jax.random.PRNGKey(0))
+    assert np.isfinite(loss) and "elbo" in metrics, v.name
+
+
+def test_estimator_combinations_that_are_wrong_are_refused(linear_gaussian):
+  model = linear_gaussian[0]
+  with pytest.raises(ValueError, match="estimator='stl' needs kl='mc'"):
+    objectives.make_elbo_loss(model, _likelihood(), kl="analytic", estimator="stl")
+  with pytest.raises(ValueError, match="STL is biased for IWAE"):
+    objectives.make_iwae_loss(model, _likelihood(), 5, estimator="stl")

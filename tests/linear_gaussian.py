@@ -1,0 +1,87 @@
+"""A linear-Gaussian latent variable model whose marginal and posterior are exact.
+
+p(z) = N(0, I_3), p(x|z) = N(z W + b, s^2 I_6), with W's rows orthogonal so the exact
+posterior is a diagonal Gaussian that the encoder q(z|x) = N(x A + c, diag(exp(v))) can
+represent. ``exact_setup()`` gives the model, encoder/decoder params with q = p(z|x),
+four data points and their exact log p(x) (scipy's multivariate normal).
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy import stats
+
+DIM_X, DIM_Z, NOISE_STD = 6, 3, 0.5
+
+
+class LinearEncoder(nn.Module):
+  @nn.compact
+  def __call__(self, x):
+    w = self.param("w", nn.initializers.zeros, (DIM_X, DIM_Z))
+    b = self.param("b", nn.initializers.zeros, (DIM_Z,))
+    log_var = self.param("log_var", nn.initializers.zeros, (DIM_Z,))
+    mean = x.reshape(x.shape[0], -1) @ w + b
+    return mean, jnp.broadcast_to(log_var, mean.shape)
+
+
+class LinearDecoder(nn.Module):
+  @nn.compact
+  def __call__(self, z):
+    w = self.param("w", nn.initializers.zeros, (DIM_Z, DIM_X))
+    b = self.param("b", nn.initializers.zeros, (DIM_X,))
+    return (z @ w + b).reshape(z.shape[0], 1, 1, DIM_X)
+
+
+class LinearGaussian(nn.Module):
+  """Same interface as genjax.models.VAE: encode, decode, __call__."""
+
+  def setup(self):
+    self.encoder = LinearEncoder()
+    self.decoder = LinearDecoder()
+
+  def encode(self, x):
+    return self.encoder(x)
+
+  def decode(self, z):
+    return self.decoder(z)
+
+  def __call__(self, x):
+    return self.decode(self.encode(x)[0])
+
+
+def exact_setup():
+  rng = np.random.default_rng(0)
+  q, _ = np.linalg.qr(rng.normal(size=(DIM_X, DIM_Z)))
+  w = q * np.array([2.0, 1.0, 0.5])                       # [DIM_X, DIM_Z], orthogonal columns
+  b = rng.normal(size=DIM_X)
+  post_var = 1.0 / (1.0 + np.sum(w ** 2, 0) / NOISE_STD ** 2)
+  enc_w = w * post_var / NOISE_STD ** 2                    # posterior mean = (x - b) @ enc_w
+  params = {"encoder": {"w": enc_w, "b": -b @ enc_w, "log_var": np.log(post_var)},
+            "decoder": {"w": w.T, "b": b}}
+  params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), params)
+  x = rng.normal(size=(4, DIM_X)) @ np.diag([1, 2, 1, 1, 1, 1.]) + b
+  log_px = stats.multivariate_normal(b, w @ w.T + NOISE_STD ** 2 * np.eye(DIM_X)).logpdf(x)
+  batch = {"image": jnp.asarray(x.reshape(4, 1, 1, DIM_X), jnp.float32)}
+  return LinearGaussian(), params, batch, log_px
+
+
+def perturbed(params, shift=0.4, log_var_shift=0.7):
+  """Encoder params away from the exact posterior (decoder unchanged)."""
+  enc = params["encoder"]
+  return {**params, "encoder": {**enc, "b": enc["b"] + shift,
+                                "log_var": enc["log_var"] + log_var_shift}}
+
+
+def closed_form_elbo(params, batch):
+  """E_q[log p(x|z)] - KL(q || p(z)), exactly, mean over the batch (differentiable)."""
+  x = batch["image"].reshape(-1, DIM_X)
+  enc, dec = params["encoder"], params["decoder"]
+  mean = x @ enc["w"] + enc["b"]
+  var = jnp.exp(enc["log_var"])
+  residual = jnp.sum((x - mean @ dec["w"] - dec["b"]) ** 2, -1)
+  spread = jnp.sum(var * jnp.sum(dec["w"] ** 2, 1))
+  expected_log_lik = (-0.5 * DIM_X * jnp.log(2 * jnp.pi * NOISE_STD ** 2)
+                      - (residual + spread) / (2 * NOISE_STD ** 2))
+  kl = 0.5 * jnp.sum(mean ** 2 + var - 1 - jnp.log(var), -1)
+  return jnp.mean(expected_log_lik - kl)

@@ -1,0 +1,81 @@
+"""evaluate.py: importance-sampled log p(x) against an exact marginal, active units, SNR."""
+
+import jax
+import numpy as np
+import pytest
+
+from genjax import distributions as D
+from genjax import evaluate, objectives, train
+from tests import linear_gaussian as lg
+
+
+@pytest.fixture(scope="module")
+def setup():
+  return lg.exact_setup()
+
+
+def _likelihood():
+  return objectives.make_likelihood("gaussian_fixed", gaussian_std=lg.NOISE_STD)
+
+
+def test_importance_sampled_log_likelihood_matches_exact_within_its_standard_error(setup):
+  model, exact, batch, log_px = setup
+  params = lg.perturbed(exact, shift=0.5, log_var_shift=0.7)  # a wider q: a good proposal
+  est, se = evaluate.importance_sampled_log_likelihood(
+      model, _likelihood(), params, batch["image"], jax.random.PRNGKey(0), 5000, chunk_size=500)
+  est, se = np.asarray(est, np.float64), np.asarray(se, np.float64)
+  assert np.all(se > 1e-4) and np.all(se < 0.1)
+  assert np.all(np.abs(est - log_px) < 4 * se + 1e-3), (est, log_px, se)
+  # Far from q = p(z|x), a single-sample ELBO is clearly worse than the estimate.
+  elbo = float(lg.closed_form_elbo(params, batch))
+  assert elbo < np.mean(est) - 0.5
+
+
+def test_importance_sampling_with_the_exact_posterior_is_exact(setup):
+  model, exact, batch, log_px = setup
+  est, se = evaluate.importance_sampled_log_likelihood(
+      model, _likelihood(), exact, batch["image"], jax.random.PRNGKey(1), 100, chunk_size=50)
+  np.testing.assert_allclose(est, log_px, atol=2e-3)
+  assert np.all(np.asarray(se) < 1e-3)
+
+
+def test_log_likelihood_metrics_plug_into_the_eval_loop(setup):
+  model, exact, batch, log_px = setup
+  metric = evaluate.make_log_likelihood_fn(model, _likelihood(), num_samples=100, chunk_size=50)
+  out = train.make_eval_fn(metric)(exact, *train.pad_batches(batch, 3), jax.random.PRNGKey(2))
+  np.testing.assert_allclose(out["log_px"], np.mean(log_px), atol=2e-3)
+  with pytest.raises(ValueError, match="num_samples=100 must divide by chunk_size=30"):
+    evaluate.importance_sampled_log_likelihood(model, _likelihood(), exact, batch["image"],
+                                               jax.random.PRNGKey(0), 100, chunk_size=30)
+
+
+def test_active_units_counts_dimensions_whose_mean_varies():
+  rng = np.random.default_rng(0)
+  means = rng.normal(size=(5000, 4)) * np.array([1.0, 0.05, 0.3, 0.0])  # var 1, .0025, .09, 0
+  assert evaluate.active_units(means) == 2
+  assert evaluate.active_units(means, threshold=0.001) == 3
+
+
+def test_posterior_statistics(setup):
+  model, exact, batch, _ = setup
+  x = np.repeat(np.asarray(batch["image"]), 5, axis=0)
+  stats = evaluate.posterior_statistics(model, exact, x, batch_size=7)
+  mean, log_var = model.apply({"params": exact}, x, method=model.encode)
+  np.testing.assert_allclose(
+      stats["kl_per_dim"],
+      np.asarray(D.kl_diag_gaussian_standard_normal(mean, log_var, event_ndims=0)).mean(0),
+      rtol=1e-5)
+  np.testing.assert_allclose(stats["mean_cov"], np.asarray(mean).var(0), rtol=1e-4)
+  assert stats["active_units"] == int(np.sum(np.asarray(mean).var(0) > 0.01))
+
+
+def test_gradient_snr_separates_estimators_at_the_optimum(setup):
+  model, exact, batch, _ = setup
+  stl = objectives.make_elbo_loss(model, _likelihood(), kl="mc", estimator="stl")
+  reparam = objectives.make_elbo_loss(model, _likelihood(), kl="mc")
+  a = evaluate.gradient_snr(stl, exact, batch, jax.random.PRNGKey(0), num_draws=64)
+  b = evaluate.gradient_snr(reparam, exact, batch, jax.random.PRNGKey(0), num_draws=64)
+  assert set(a) == {"encoder_grad_snr", "encoder_grad_var", "decoder_grad_snr",
+                    "decoder_grad_var"}
+  assert a["encoder_grad_var"] < 1e-9 < 1e-2 < b["encoder_grad_var"]
+  np.testing.assert_allclose(a["decoder_grad_var"], b["decoder_grad_var"], rtol=1e-4)
