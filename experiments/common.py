@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from absl import flags
 
-from genjax import data, models
+from genjax import data, models, objectives, train
 
 PARALLEL = ("none",)
 
@@ -40,6 +40,16 @@ flags.DEFINE_integer("eval_every", 5, "Evaluate on the test set every N epochs (
 flags.DEFINE_integer("checkpoint_every", 5, "Checkpoint every N epochs (and at the end).",
                      lower_bound=1)
 
+# The VAE family (train_vae, compare_elbos, ...): the likelihood and the data's preprocessing.
+flags.DEFINE_enum("likelihood", "bernoulli", objectives.LIKELIHOODS, "p(x|z).")
+flags.DEFINE_float("gaussian_std", 0.1, "Standard deviation of p(x|z) for "
+                   "--likelihood=gaussian_fixed.", lower_bound=1e-6)
+flags.DEFINE_enum("preprocess", "dynamic", data.PREPROCESSING,
+                  "dynamic: binarize each batch afresh inside jit; static: binarize once; "
+                  "continuous: keep grey levels.")
+flags.DEFINE_integer("eval_batch_size", 1000, "Batch size of test-set evaluation.",
+                     lower_bound=1)
+
 flags.register_validator(
     "hidden", lambda v: len(v) > 0 and all(s.strip().isdigit() and int(s) > 0 for s in v),
     message="must be comma-separated positive integers, e.g. --hidden=400 or --hidden=200,200")
@@ -49,6 +59,8 @@ def hidden_sizes() -> tuple[int, ...]:
   return tuple(int(s) for s in flags.FLAGS.hidden)
 
 
-SHARED = ("workdir", "dataset", "data_dir", "download", "seed", "epochs", "batch_size",
-          "learning_rate", "model", "latent_dim", "hidden", "activation", "parallel",
-          "host_devices", "steps_per_chunk", "eval_every", "checkpoint_every")
+def make_preprocess(mode: str) -> train.Preprocess:
+  """The per-batch preprocessing of ``--preprocess`` as a ``train.Preprocess``."""
+  def preprocess(batch, rng):
+    return {**batch, "image": data.preprocess(batch["image"], rng, mode)}
+  return preprocess

@@ -19,19 +19,11 @@ import optax
 from experiments import common
 from genjax import checkpoint, data, models, objectives, plotting, train, workdir
 
-flags.DEFINE_enum("likelihood", "bernoulli", objectives.LIKELIHOODS, "p(x|z).")
-flags.DEFINE_float("gaussian_std", 0.1, "Standard deviation of p(x|z) for "
-                   "--likelihood=gaussian_fixed.", lower_bound=1e-6)
 flags.DEFINE_enum("kl", "analytic", objectives.KL_ESTIMATORS,
                   "KL(q(z|x) || p(z)): closed form or one-sample Monte Carlo.")
 flags.DEFINE_float("beta", 1.0, "Weight of the KL term (beta-VAE); 1 is the ELBO.",
                    lower_bound=0.0)
-flags.DEFINE_enum("preprocess", "dynamic", data.PREPROCESSING,
-                  "dynamic: binarize each batch afresh inside jit; static: binarize once; "
-                  "continuous: keep grey levels.")
 flags.DEFINE_integer("num_samples", 64, "Prior samples drawn into samples.png.", lower_bound=1)
-flags.DEFINE_integer("eval_batch_size", 1000, "Batch size of test-set evaluation.",
-                     lower_bound=1)
 FLAGS = flags.FLAGS
 
 
@@ -70,12 +62,6 @@ def config_from_flags() -> Config:
   return Config(**values)
 
 
-def make_preprocess(mode: str) -> train.Preprocess:
-  def preprocess(batch, rng):
-    return {**batch, "image": data.preprocess(batch["image"], rng, mode)}
-  return preprocess
-
-
 def run(config: Config) -> dict[str, float]:
   """Trains (or resumes) and evaluates; writes every workdir file; returns results."""
   wall_start = time.perf_counter()
@@ -104,7 +90,7 @@ def run(config: Config) -> dict[str, float]:
 
   loss_fn = objectives.make_elbo_loss(model, likelihood, config.kl, config.beta)
   terms_fn = objectives.make_elbo_terms(model, likelihood, config.kl)
-  preprocess = make_preprocess(config.preprocess)
+  preprocess = common.make_preprocess(config.preprocess)
   evaluate = train.make_eval_fn(
       lambda p, b, r: objectives.elbo_metrics(terms_fn(p, b, r)), preprocess)
   test_batches = train.pad_batches({"image": dataset.test_images},

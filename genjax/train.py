@@ -180,9 +180,10 @@ def make_eval_fn(metrics_fn: Callable[[Any, Batch, jax.Array], dict[str, jax.Arr
                  preprocess: Preprocess = identity_preprocess):
   """Means of per-example metrics over a whole data set prepared by ``pad_batches``.
 
-  ``metrics_fn(params, batch, rng) -> {name: [batch]}``. Returns the jitted
-  ``evaluate(params, batches, mask, rng) -> {name: scalar}``: padded rows are masked
-  out, so every example counts once. Batch b draws its keys from fold_in(rng, b), so a
+  ``metrics_fn(params, batch, rng) -> {name: [..., batch]}`` (the example axis last; a
+  leading axis, e.g. replicas of a vmapped model, is kept). Returns the jitted
+  ``evaluate(params, batches, mask, rng) -> {name: [...]}``: padded rows are masked out,
+  so every example counts once. Batch b draws its keys from fold_in(rng, b), so a
   fixed ``rng`` sees the same (e.g. binarized) test set at every evaluation.
   """
 
@@ -192,9 +193,9 @@ def make_eval_fn(metrics_fn: Callable[[Any, Batch, jax.Array], dict[str, jax.Arr
       b, batch, m = args
       model_rng, data_rng = jax.random.split(jax.random.fold_in(rng, b))
       values = metrics_fn(params, preprocess(batch, data_rng), model_rng)
-      return jax.tree.map(lambda v: jnp.sum(v * m), values)
+      return jax.tree.map(lambda v: jnp.sum(v * m, axis=-1), values)
 
     sums = jax.lax.map(one, (jnp.arange(mask.shape[0]), batches, mask))
-    return jax.tree.map(lambda s: jnp.sum(s) / jnp.sum(mask), sums)
+    return jax.tree.map(lambda s: jnp.sum(s, axis=0) / jnp.sum(mask), sums)
 
   return evaluate

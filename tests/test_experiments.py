@@ -1,5 +1,6 @@
 """launch.py and experiments/train_vae.py end to end on tiny data."""
 
+import csv
 import json
 import os
 import pathlib
@@ -124,3 +125,43 @@ def test_launch_sets_host_devices_before_jax_starts():
   assert result.stdout.strip() == "3", result.stderr
   bad = _launch("train_vae", "--host_devices=zero")
   assert bad.returncode != 0 and "--host_devices=zero: expected a positive integer" in bad.stderr
+
+
+def test_compare_elbos_end_to_end(data_dir, tmp_path):
+  from experiments import compare_elbos
+  workdir = tmp_path / "cmp"
+  FLAGS.unparse_flags()
+  FLAGS(["compare_elbos", f"--workdir={workdir}", f"--data_dir={data_dir}",
+         "--variants=elbo,iwae_dreg=3", "--seeds=2", "--epochs=1", "--batch_size=32",
+         "--hidden=16", "--latent_dim=2", "--ll_samples=20", "--ll_examples=10",
+         "--snr_draws=4", "--snr_batch=8", "--eval_batch_size=40"])
+  try:
+    results = compare_elbos.run(compare_elbos.config_from_flags())
+  finally:
+    FLAGS.unparse_flags()
+  for name in ("config.json", "results.json", "results.md", "results.csv", "curves.png"):
+    assert (workdir / name).stat().st_size > 0, name
+  stored = json.load(open(workdir / "results.json"))
+  for variant in ("elbo", "iwae_dreg=3"):
+    for key in ("test_ll", "test_nll", "test_elbo", "test_kl", "active_units",
+                "encoder_grad_snr", "decoder_grad_snr", "train_s"):
+      assert np.isfinite(stored[f"{variant}/{key}"]) and f"{variant}/{key}_std" in stored
+    assert stored[f"{variant}/test_nll"] == -stored[f"{variant}/test_ll"]
+    # The log-likelihood bound holds on average: IS estimate above the ELBO.
+    assert stored[f"{variant}/test_ll"] > stored[f"{variant}/test_elbo"] - 1.0
+    per_seed = json.load(open(workdir / "variants" / variant / "results.json"))["per_seed"]
+    assert len(per_seed["test_elbo"]) == 2 and per_seed["test_elbo"][0] != per_seed["test_elbo"][1]
+  assert results["elbo/test_elbo"] == stored["elbo/test_elbo"]
+  rows = list(csv.reader(open(workdir / "results.csv")))
+  assert [r[0] for r in rows] == ["variant", "elbo", "iwae_dreg=3"]
+  assert "| iwae_dreg=3 |" in open(workdir / "results.md").read()
+
+
+def test_compare_elbos_rejects_bad_variants_in_one_line(tmp_path):
+  from experiments import compare_elbos  # noqa: F401  (defines the flags)
+  with pytest.raises(flags.IllegalFlagValueError) as info:
+    FLAGS(["compare_elbos", f"--workdir={tmp_path}", "--variants=elbo,iwae=x"])
+  FLAGS.unparse_flags()
+  message = str(info.value)
+  assert "bad variant 'iwae=x'" in message and "iwae_dreg=K" in message
+  assert "\n" not in message

@@ -109,3 +109,18 @@ def test_largest_divisor_at_most():
   assert train.largest_divisor_at_most(468, 100) == 78
   assert train.largest_divisor_at_most(468, 1000) == 468
   assert train.largest_divisor_at_most(7, 3) == 1
+
+
+def test_vmapped_replicas_train_like_separate_runs(setup):
+  """Seeds as replicas of one vmapped step: each replica follows its own single run."""
+  _, _, params, optimizer, step = setup
+  states = [train.create_train_state(jax.tree.map(lambda a: a * s, params), optimizer,
+                                     jax.random.PRNGKey(10 + s)) for s in (1, 2)]
+  stacked = jax.tree.map(lambda *a: jnp.stack(a), *states)
+  kwargs = dict(batch_size=BATCH, num_epochs=2, data_rng=jax.random.PRNGKey(2))
+  together = [s for s, _ in train.fit(stacked, jax.vmap(step, in_axes=(0, None)), _data(),
+                                      **kwargs)][-1]
+  for i, single in enumerate(states):
+    alone = [s for s, _ in train.fit(single, step, _data(), **kwargs)][-1]
+    chex.assert_trees_all_close(jax.tree.map(lambda a: a[i], together.params), alone.params,
+                                rtol=1e-5, atol=1e-6)
