@@ -56,7 +56,7 @@ flags.register_validator("variants", _check_variants)
 IWAE_ARCH = {"hidden": (200, 200), "latent_dim": 50, "activation": "tanh"}
 METRICS = ("test_ll", "test_nll", "test_ll_se", "test_elbo", "test_kl", "active_units",
            "encoder_grad_snr", "decoder_grad_snr", "encoder_grad_var", "decoder_grad_var",
-           "train_s", "examples_per_s")
+           "train_s", "wall_s", "examples_per_s")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,6 +159,7 @@ def _variant_dir(config: Config, name: str) -> str:
 
 def _run_variant(config: Config, setup: Setup, variant: objectives.Objective) -> dict:
   """Trains one variant's seeds as vmapped replicas (resuming), then evaluates them."""
+  start = time.perf_counter()
   vdir = _variant_dir(config, variant.name)
   os.makedirs(vdir, exist_ok=True)
   loss_fn = objectives.make_loss(setup.model, setup.likelihood, variant)
@@ -195,14 +196,14 @@ def _run_variant(config: Config, setup: Setup, variant: objectives.Objective) ->
                  log["elbo"])
   writer.close()
   return _evaluate_variant(config, setup, variant, loss_fn, state.params, vdir,
-                           test_elbo(state.params))
+                           test_elbo(state.params), start)
 
 
 def _unstack(tree, i):
   return jax.tree.map(lambda a: a[i], tree)
 
 
-def _evaluate_variant(config, setup, variant, loss_fn, params, vdir, final) -> dict:
+def _evaluate_variant(config, setup, variant, loss_fn, params, vdir, final, start) -> dict:
   """Per-seed test metrics of one variant, then their mean and std over seeds."""
   n = config.ll_examples or len(setup.dataset.test_images)
   ll_batch = max(1, min(n, 20_000 // min(config.ll_samples, 500)))
@@ -215,6 +216,7 @@ def _evaluate_variant(config, setup, variant, loss_fn, params, vdir, final) -> d
                                  jax.random.PRNGKey(config.seed + 30_000))["image"],
        "step": jnp.int32(0)})
   per_seed = {k: [] for k in METRICS}
+  kl_per_dim = []
   records = workdir.read_metrics(vdir)
   train_s = sum(r.get("seconds", 0.0) for r in records)
   steady = [r for r in records if "examples_per_s" in r and not r.get("includes_compile")]
@@ -225,18 +227,21 @@ def _evaluate_variant(config, setup, variant, loss_fn, params, vdir, final) -> d
     ll = ll_eval(p, *ll_batches, jax.random.PRNGKey(config.seed + 40_000 + s))
     stats = evaluate.posterior_statistics(setup.model, p, setup.test_images)
     snr = evaluate.gradient_snr(loss_fn, p, snr_batch, jax.random.PRNGKey(s), config.snr_draws)
+    kl_per_dim.append(stats["kl_per_dim"].tolist())
     values = {"test_ll": float(ll["log_px"]), "test_nll": -float(ll["log_px"]),
               "test_ll_se": float(np.sqrt(ll["log_px_var"] / n)),
               "test_elbo": final["test_elbo"][s], "test_kl": final["test_kl"][s],
               "active_units": stats["active_units"], **snr, "train_s": train_s,
-              "examples_per_s": ex_per_s}
+              "examples_per_s": ex_per_s, "wall_s": 0.0}
     for k in METRICS:
       per_seed[k].append(float(values[k]))
+  per_seed["wall_s"] = [time.perf_counter() - start] * config.seeds  # all seeds at once
   row = {}
   for k, v in per_seed.items():
     row[k] = float(np.mean(v))
     row[f"{k}_std"] = float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
   row["per_seed"] = per_seed
+  row["kl_per_dim"] = kl_per_dim
   row["curve"] = [(r["epoch"], float(np.mean(r["test_elbo"])))
                   for r in records if "test_elbo" in r]
   with open(os.path.join(vdir, "results.json"), "w") as f:
@@ -264,7 +269,7 @@ def _write_outputs(config: Config, variants, rows: dict) -> None:
     for name in names:
       out.writerow([name, *[rows[name][c] for k in METRICS for c in (k, f"{k}_std")]])
   shown = ("test_nll", "test_elbo", "test_kl", "active_units", "encoder_grad_snr",
-           "decoder_grad_snr", "train_s")
+           "decoder_grad_snr", "train_s", "wall_s")
   lines = [f"# ELBO variants on {config.dataset} ({config.epochs} epochs, {config.seeds} "
            f"seeds, mean ± std over seeds)", "",
            "| variant | " + " | ".join(shown) + " |", "|---" * (len(shown) + 1) + "|"]
@@ -278,7 +283,9 @@ def _write_outputs(config: Config, variants, rows: dict) -> None:
             "binarization; the same binarization for every metric and variant). active_units: dimensions with "
             "Cov_x(E_q[z_d|x]) > 0.01. grad SNR: mean over parameters of |E g| / std g for "
             "the variant's own estimator on one fixed training batch. train_s: seconds of "
-            "training for all seeds together."]
+            "training for all seeds together (all invocations of the run); wall_s: this invocation's "
+            "seconds on the variant, training and evaluation. Per-dimension KL and per-seed "
+            "values: variants/NAME/results.json."]
   with open(os.path.join(config.workdir, workdir.RESULTS_MD), "w") as f:
     f.write("\n".join(lines) + "\n")
   epochs = sorted({e for name in names for e, _ in rows[name]["curve"]})

@@ -110,10 +110,12 @@ def test_launch_reports_bad_flag_in_one_line_before_writing(tmp_path):
 def test_launch_lists_experiments_and_rejects_unknown_names():
   listing = _launch("--list")
   assert listing.returncode == 0
-  assert listing.stdout.startswith("train_vae") and "VAE" in listing.stdout
+  lines = dict(line.split(None, 1) for line in listing.stdout.strip().splitlines())
+  assert lines["train_vae"].startswith("Train a VAE")
+  assert lines["compare_elbos"].startswith("Compare ELBO variants")
   unknown = _launch("train_gaN")
   assert unknown.returncode != 0
-  assert "unknown experiment 'train_gaN'; known: train_vae" in unknown.stderr
+  assert "unknown experiment 'train_gaN'; known: compare_elbos, train_vae" in unknown.stderr
 
 
 def test_launch_sets_host_devices_before_jax_starts():
