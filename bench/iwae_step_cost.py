@@ -21,7 +21,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-from genjax import models, objectives, train  # noqa: E402
+from genjax import models, objectives, parallel, train  # noqa: E402
 
 
 def main():
@@ -42,7 +42,8 @@ def main():
   for v in variants:
     step = train.make_train_step(objectives.make_loss(model, lik, objectives.parse_variant(v)),
                                  optimizer)
-    chunks[v] = train.make_chunk_fn(step, 100, args.steps)
+    chunks[v] = parallel.make_chunk_fn(step, 100, args.steps, train.identity_preprocess,
+                                       parallel.make_placement("none"))
   times = {v: [] for v in variants}
   zero = jax.device_put(np.int32(0))
   for r in range(args.rounds + 1):

@@ -190,8 +190,14 @@ def synthetic(num_train: int = 256, num_test: int = 64, shape: tuple[int, int, i
 
 
 def binarize_dynamic(rng: jax.Array, images: jax.Array) -> jax.Array:
-  """x_bin ~ Bernoulli(x) pixelwise, a fresh draw per key (dynamic binarization)."""
-  return jax.random.bernoulli(rng, images).astype(images.dtype)
+  """x_bin ~ Bernoulli(x) pixelwise, a fresh draw per key (dynamic binarization).
+
+  ``rng`` is one key, or one key per image (``[batch, 2]``: each image's draw then depends
+  only on its own key, whatever device it lands on).
+  """
+  if rng.ndim == 1:
+    return jax.random.bernoulli(rng, images).astype(images.dtype)
+  return jax.vmap(lambda k, x: jax.random.bernoulli(k, x).astype(images.dtype))(rng, images)
 
 
 def binarize_static(images):

@@ -73,16 +73,32 @@ def kl_diag_gaussians(mean_q: jax.Array, log_var_q: jax.Array, mean_p: jax.Array
   return _sum_event(elementwise, event_ndims)
 
 
+def per_example_normal(rng: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
+  """Standard normal noise of ``shape`` = [batch, ...] from one key or one key per example.
+
+  ``rng`` is a key (uint32[2]) or a batch of keys (uint32[batch, 2]). With a batch of
+  keys, row b is drawn from key b alone, so an example's noise does not depend on how the
+  batch is split across devices (see ``genjax.parallel``).
+  """
+  if rng.ndim == 1:
+    return jax.random.normal(rng, shape, dtype)
+  return jax.vmap(lambda k: jax.random.normal(k, shape[1:], dtype))(rng)
+
+
 def reparameterize(rng: jax.Array, mean: jax.Array, log_var: jax.Array,
                    num_samples: int | None = None) -> jax.Array:
   """Reparameterized samples z = mean + sigma * eps, eps ~ N(0, I), sigma = exp(log_var / 2).
 
   Gradients flow to ``mean`` and ``log_var`` through the deterministic map
   (Kingma & Welling 2014, Sec. 2.4). With ``num_samples=None`` the result has the
-  shape of ``mean``; otherwise ``[num_samples, *mean.shape]``.
+  shape of ``mean``; otherwise ``[num_samples, *mean.shape]``. ``rng`` is one key or one
+  key per example (``[batch, 2]``, see ``per_example_normal``).
   """
-  shape = mean.shape if num_samples is None else (num_samples, *mean.shape)
-  eps = jax.random.normal(rng, shape, dtype=mean.dtype)
+  if num_samples is None:
+    eps = per_example_normal(rng, mean.shape, mean.dtype)
+  else:
+    eps = jnp.moveaxis(per_example_normal(rng, (mean.shape[0], num_samples, *mean.shape[1:]),
+                                          mean.dtype), 1, 0)
   return mean + jnp.exp(0.5 * log_var) * eps
 
 

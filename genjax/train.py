@@ -1,10 +1,10 @@
 """The train state, the pure train step, and the fit loop.
 
-The data set lives on the device. Each epoch draws one permutation inside jit;
-each compiled call runs ``steps_per_chunk`` steps with ``lax.scan`` (gather the
-batch, preprocess it with its own key, take a step) and returns the chunk's mean
-metrics, so Python runs once per chunk and reads metrics once per chunk. The state
-is donated to the call.
+The data set lives on the device(s). Each epoch draws one permutation; each compiled
+call runs ``steps_per_chunk`` steps with ``lax.scan`` (gather the batch, preprocess it
+with per-example keys, take a step) and returns the chunk's mean metrics, so Python runs
+once per chunk and reads metrics once per chunk. The state is donated to the call.
+``genjax.parallel`` places the chunk on one device, pmaps it, or shards it.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from genjax import parallel
 from genjax.objectives import Batch, LossFn, Metrics
 
 Preprocess = Callable[[Batch, jax.Array], Batch]
@@ -44,19 +45,28 @@ def create_train_state(params: Any, optimizer: optax.GradientTransformation,
                     opt_state=optimizer.init(params), rng=rng)
 
 
-def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation) -> StepFn:
+def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation,
+                    axis_name: str | None = None) -> StepFn:
   """Returns the pure ``step(state, batch) -> (state, metrics)``.
 
-  The loss's key is ``fold_in(state.rng, state.step)``, and the batch it sees carries
-  ``batch["step"] = state.step`` so schedules (e.g. KL warm-up) stay pure functions of
-  their inputs. Metrics are the loss's metrics plus ``grad_norm`` (global L2 norm of the
-  gradient).
+  The loss's key is ``fold_in(state.rng, state.step)``; when the batch carries each
+  example's position in the global batch (``batch["index"]``, set by the fit loop) the
+  loss gets one key per example, ``fold_in(key, index)``, so its noise does not depend on
+  the placement. The batch it sees carries ``batch["step"] = state.step`` so schedules
+  (e.g. KL warm-up) stay pure functions of their inputs. Under ``jax.pmap`` pass the
+  mapped ``axis_name``: gradients and metrics are then averaged over devices with
+  ``lax.pmean``. Metrics are the loss's plus ``grad_norm`` (L2 norm of the gradient).
   """
 
   def step(state: TrainState, batch: Batch) -> tuple[TrainState, Metrics]:
     rng = jax.random.fold_in(state.rng, state.step)
+    if "index" in batch:
+      rng = parallel.per_example_keys(rng, batch["index"])
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
     (_, metrics), grads = grad_fn(state.params, {**batch, "step": state.step}, rng)
+    if axis_name is not None:
+      # Each device saw batch / n examples: the mean over devices is the global-batch mean.
+      grads, metrics = jax.lax.pmean((grads, metrics), axis_name)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics = {**metrics, "grad_norm": optax.global_norm(grads)}
@@ -75,34 +85,6 @@ def largest_divisor_at_most(n: int, limit: int) -> int:
   return max(d for d in range(1, min(n, max(limit, 1)) + 1) if n % d == 0)
 
 
-def make_chunk_fn(step: StepFn, batch_size: int, num_steps: int,
-                  preprocess: Preprocess = identity_preprocess):
-  """Fuses ``num_steps`` steps into one jitted call.
-
-  ``chunk(state, data, perm, first, step0, data_rng) -> (state, mean metrics)``: step i
-  of the chunk (global step ``step0 + i``) trains on
-  ``data[perm[(first + i) * batch_size : ... + batch_size]]``, preprocessed with key
-  ``fold_in(data_rng, step0 + i)``. ``state`` is donated. ``step`` may be vmapped over
-  replicas (a leading axis on the state); metrics are then averaged over replicas too.
-  """
-
-  def body(carry, i):
-    state, data, perm, first, step0, data_rng = carry
-    idx = jax.lax.dynamic_slice(perm, ((first + i) * batch_size,), (batch_size,))
-    batch = {k: jnp.take(v, idx, axis=0) for k, v in data.items()}
-    batch = preprocess(batch, jax.random.fold_in(data_rng, step0 + i))
-    state, metrics = step(state, batch)
-    return (state, data, perm, first, step0, data_rng), metrics
-
-  @functools.partial(jax.jit, donate_argnums=0)
-  def chunk(state, data, perm, first, step0, data_rng):
-    (state, *_), metrics = jax.lax.scan(body, (state, data, perm, first, step0, data_rng),
-                                        jnp.arange(num_steps))
-    return state, jax.tree.map(jnp.mean, metrics)
-
-  return chunk
-
-
 @functools.partial(jax.jit, static_argnums=2)
 def epoch_permutation(shuffle_rng: jax.Array, epoch: jax.Array, num_examples: int) -> jax.Array:
   """The order of examples in ``epoch``: a permutation drawn from fold_in(rng, epoch)."""
@@ -111,7 +93,8 @@ def epoch_permutation(shuffle_rng: jax.Array, epoch: jax.Array, num_examples: in
 
 def fit(state: TrainState, step: StepFn, train_data: Batch, *, batch_size: int,
         num_epochs: int, data_rng: jax.Array, preprocess: Preprocess = identity_preprocess,
-        steps_per_chunk: int | None = None) -> Iterator[tuple[TrainState, dict[str, float]]]:
+        steps_per_chunk: int | None = None, placement: parallel.Placement | None = None
+        ) -> Iterator[tuple[TrainState, dict[str, float]]]:
   """Trains from ``state.step`` to ``num_epochs`` epochs; yields after every chunk.
 
   Each yield is ``(state, log)`` where ``log`` holds host floats: the chunk's mean
@@ -120,6 +103,10 @@ def fit(state: TrainState, step: StepFn, train_data: Batch, *, batch_size: int,
   yielded is the live one; the caller may evaluate or checkpoint it before resuming the
   generator (it is donated to the next chunk afterwards; the ``state`` passed in is
   copied first, so it stays valid).
+
+  ``placement`` (default: one device) places the fused chunk (``genjax.parallel``); the
+  state yielded is then one device's copy. Under pmap, ``step`` must be built with
+  ``axis_name=placement.axis_name``.
 
   An epoch is ``N // batch_size`` steps (the remainder is dropped, a new permutation
   each epoch); ``steps_per_chunk`` is rounded down to a divisor of that so chunks tile
@@ -131,28 +118,40 @@ def fit(state: TrainState, step: StepFn, train_data: Batch, *, batch_size: int,
   if steps_per_epoch == 0:
     raise ValueError(f"batch_size={batch_size} is larger than the {num_examples} "
                      "training examples")
+  placement = placement or parallel.make_placement("none")
+  parallel.check_batch_size(placement, batch_size)
   chunk_len = largest_divisor_at_most(steps_per_epoch, steps_per_chunk or steps_per_epoch)
-  chunk_fn = make_chunk_fn(step, batch_size, chunk_len, preprocess)
+  chunk_fn = parallel.make_chunk_fn(step, batch_size, chunk_len, preprocess, placement)
   shuffle_rng, batch_rng = jax.random.split(data_rng)
-  train_data = jax.device_put(train_data)
-  state = jax.tree.map(jnp.copy, state)  # chunks donate their input: keep the caller's intact
-  start = int(np.max(jax.device_get(state.step)))  # replicas (vmapped states) move together
+  train_data = parallel.replicate(placement, train_data)
+  batch_rng = parallel.replicate(placement, batch_rng) if placement.kind == "sharded" else batch_rng
+  # Chunks donate their input: replicate() copies, so the caller's state stays intact.
+  state = parallel.replicate(placement, state)
+  start = int(np.max(jax.device_get(parallel.local(placement, state).step)))  # replicas move together
   if start % chunk_len:
     raise ValueError(f"state.step={start} is not at a chunk boundary ({chunk_len} steps)")
   for global_step in range(start, num_epochs * steps_per_epoch, chunk_len):
     epoch, first = divmod(global_step, steps_per_epoch)
     if first == 0 or global_step == start:
       perm = epoch_permutation(shuffle_rng, jax.device_put(np.int32(epoch)), num_examples)
+      if placement.kind != "none":
+        perm = parallel.replicate(placement, jax.device_get(perm))
     tic = time.perf_counter()
-    state, metrics = chunk_fn(state, train_data, perm, *jax.device_put(
-        (np.int32(first), np.int32(global_step))), batch_rng)
-    log = {k: float(v) for k, v in jax.device_get(metrics).items()}
+    state, metrics = chunk_fn(state, train_data, perm, *_scalars(placement, first, global_step),
+                              batch_rng)
+    log = {k: float(v) for k, v in jax.device_get(parallel.local(placement, metrics)).items()}
     dt = time.perf_counter() - tic
     end = global_step + chunk_len
     log.update(step=end, epoch=end / steps_per_epoch, epoch_end=float(end % steps_per_epoch == 0),
                examples_per_s=chunk_len * batch_size / dt, seconds=dt)
     _check_finite(log)
-    yield state, log
+    yield parallel.local(placement, state), log
+
+
+def _scalars(placement: parallel.Placement, *values: int) -> tuple[jax.Array, ...]:
+  """Explicit transfers of the chunk's scalar arguments (sharded: replicated on the mesh)."""
+  arrays = tuple(np.int32(v) for v in values)
+  return parallel.replicate(placement, arrays) if placement.kind == "sharded" else jax.device_put(arrays)
 
 
 def _check_finite(log: dict[str, float]) -> None:
