@@ -1,8 +1,12 @@
 """The one entry point: ``python launch.py EXPERIMENT [--flag=value ...]``.
 
 Runs ``experiments/EXPERIMENT.py``'s ``main`` under absl. ``python launch.py --list``
-lists the experiments. ``--host_devices=N`` makes JAX see N CPU devices; it is applied
-here, before JAX is imported, because XLA reads it only at start-up.
+lists the experiments. Before JAX is imported it applies ``--host_devices=N`` (XLA reads
+the CPU device count only at start-up). Multi-process runs: ``--coordinator_address``,
+``--num_processes`` and ``--process_id`` initialise ``jax.distributed`` (as does a
+cluster environment JAX detects by itself, e.g. SLURM or Open MPI);
+``--local_processes=N`` starts N such processes on 127.0.0.1 and stops them all if one
+fails.
 """
 
 from __future__ import annotations
@@ -11,10 +15,14 @@ import ast
 import importlib
 import os
 import pathlib
+import socket
+import subprocess
 import sys
+import time
 
 EXPERIMENTS_DIR = pathlib.Path(__file__).resolve().parent / "experiments"
 USAGE = "usage: python launch.py EXPERIMENT [--flag=value ...]   |   python launch.py --list"
+CLUSTER_ENV = ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE", "JAX_COORDINATOR_ADDRESS")
 
 
 def experiments() -> dict[str, str]:
@@ -28,22 +36,87 @@ def experiments() -> dict[str, str]:
   return found
 
 
+def _flag(args: list[str], name: str) -> str | None:
+  """The value of --name=VALUE or --name VALUE in args (the last one wins), else None."""
+  value = None
+  for i, arg in enumerate(args):
+    if arg.startswith(f"--{name}="):
+      value = arg.split("=", 1)[1]
+    elif arg == f"--{name}" and i + 1 < len(args):
+      value = args[i + 1]
+  return value
+
+
+def _positive_int(args: list[str], name: str, minimum: int = 1) -> int | None:
+  value = _flag(args, name)
+  if value is None:
+    return None
+  if not value.isdigit() or int(value) < minimum:
+    sys.exit(f"launch.py: --{name}={value}: expected an integer >= {minimum}")
+  return int(value)
+
+
 def _set_host_devices(args: list[str]) -> None:
   """Applies --host_devices=N to XLA_FLAGS (the flag stays in argv for the experiment)."""
-  for i, arg in enumerate(args):
-    value = None
-    if arg.startswith("--host_devices="):
-      value = arg.split("=", 1)[1]
-    elif arg == "--host_devices" and i + 1 < len(args):
-      value = args[i + 1]
-    if value is None:
-      continue
-    if not value.isdigit() or int(value) < 1:
-      sys.exit(f"launch.py: --host_devices={value}: expected a positive integer")
-    flag = f"--xla_force_host_platform_device_count={value}"
-    kept = [f for f in os.environ.get("XLA_FLAGS", "").split()
-            if not f.startswith("--xla_force_host_platform_device_count")]
-    os.environ["XLA_FLAGS"] = " ".join([*kept, flag])
+  count = _positive_int(args, "host_devices")
+  if count is None:
+    return
+  kept = [f for f in os.environ.get("XLA_FLAGS", "").split()
+          if not f.startswith("--xla_force_host_platform_device_count")]
+  os.environ["XLA_FLAGS"] = " ".join([*kept, f"--xla_force_host_platform_device_count={count}"])
+
+
+def _init_distributed(args: list[str]) -> None:
+  """jax.distributed.initialize from the flags, or from a cluster environment JAX knows."""
+  address = _flag(args, "coordinator_address")
+  if address is None and not any(os.environ.get(k) for k in CLUSTER_ENV):
+    return
+  import jax  # pylint: disable=import-outside-toplevel
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU all-reduce across hosts
+  if address is None:
+    jax.distributed.initialize()
+    return
+  num, pid = _positive_int(args, "num_processes"), _positive_int(args, "process_id", 0)
+  if num is None or pid is None or pid >= num:
+    sys.exit(f"launch.py: --coordinator_address={address} needs --num_processes=N and "
+             f"--process_id in 0..N-1 (got {num} and {pid})")
+  jax.distributed.initialize(address, num, pid, initialization_timeout=120)
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def run_local_processes(name: str, args: list[str], count: int) -> int:
+  """Starts ``count`` processes of this experiment on 127.0.0.1; stops all if one fails."""
+  args = [a for a in args if not a.startswith("--local_processes")]
+  address = f"127.0.0.1:{_free_port()}"
+  procs = [subprocess.Popen([sys.executable, __file__, name, *args,
+                             f"--coordinator_address={address}", f"--num_processes={count}",
+                             f"--process_id={i}"]) for i in range(count)]
+  try:
+    while True:
+      codes = [p.poll() for p in procs]
+      failed = [(i, c) for i, c in enumerate(codes) if c not in (None, 0)]
+      if failed:
+        i, code = failed[0]
+        print(f"launch.py: process {i} of {count} exited with code {code}; stopping the others",
+              file=sys.stderr)
+        return code
+      if all(c == 0 for c in codes):
+        return 0
+      time.sleep(0.2)
+  finally:
+    for p in procs:
+      if p.poll() is None:
+        p.terminate()
+    for p in procs:
+      try:
+        p.wait(timeout=10)
+      except subprocess.TimeoutExpired:
+        p.kill()
 
 
 def main(argv: list[str]) -> None:
@@ -59,6 +132,10 @@ def main(argv: list[str]) -> None:
   if name not in known:
     sys.exit(f"launch.py: unknown experiment {name!r}; known: {', '.join(known)}\n{USAGE}")
   _set_host_devices(rest)
+  local = _positive_int(rest, "local_processes")
+  if local is not None:
+    sys.exit(run_local_processes(name, rest, local))
+  _init_distributed(rest)
   sys.path.insert(0, str(EXPERIMENTS_DIR.parent))
   from absl import app  # pylint: disable=import-outside-toplevel
   module = importlib.import_module(f"experiments.{name}")

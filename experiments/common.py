@@ -7,11 +7,13 @@ the run before anything is written, with absl's one-line
 
 from __future__ import annotations
 
+import sys
+from typing import Any, Callable
+
 from absl import flags
+import jax
 
-from genjax import data, models, objectives, train
-
-PARALLEL = ("none",)
+from genjax import data, models, objectives, parallel, train
 
 flags.DEFINE_string("workdir", None, "Directory for config, checkpoints, metrics, figures and "
                     "results. A rerun with the same workdir resumes.", required=True)
@@ -29,7 +31,17 @@ flags.DEFINE_integer("latent_dim", 32, "Latent dimensions.", lower_bound=1)
 flags.DEFINE_list("hidden", ["512", "256"], "Comma-separated dense layer widths of the encoder "
                   "(the decoder mirrors them), e.g. --hidden=400 or --hidden=200,200.")
 flags.DEFINE_enum("activation", "relu", list(models.ACTIVATIONS), "Hidden activation.")
-flags.DEFINE_enum("parallel", "none", PARALLEL, "Device placement of the train step.")
+flags.DEFINE_enum("parallel", "none", parallel.PLACEMENTS, "Device placement of the train "
+                  "step: jit on one device, pmap over local devices, or jit over a mesh of "
+                  "all devices (of all processes) with the batch sharded.")
+# Multi-process runs (launch.py reads these before JAX starts; see launch.py).
+flags.DEFINE_string("coordinator_address", None, "host:port of process 0 for jax.distributed.")
+flags.DEFINE_integer("num_processes", None, "Number of processes for jax.distributed.",
+                     lower_bound=1)
+flags.DEFINE_integer("process_id", None, "This process's index for jax.distributed.",
+                     lower_bound=0)
+flags.DEFINE_integer("local_processes", None, "launch.py starts this many processes on "
+                     "127.0.0.1 (for testing multi-process code on one machine).", lower_bound=1)
 flags.DEFINE_integer("host_devices", None, "Number of simulated CPU devices; launch.py sets it "
                      "before JAX is imported.", lower_bound=1)
 flags.DEFINE_integer("steps_per_chunk", 0, "Train steps fused into one compiled call (rounded "
@@ -64,3 +76,20 @@ def make_preprocess(mode: str) -> train.Preprocess:
   def preprocess(batch, rng):
     return {**batch, "image": data.preprocess(batch["image"], rng, mode)}
   return preprocess
+
+
+def run_or_exit(name: str, run: Callable[[Any], Any], config: Any) -> Any:
+  """Runs the experiment; a configuration or data error ends it with one line on stderr.
+
+  Such errors (ValueError, FileNotFoundError) are raised at the border, before anything is
+  written; other exceptions keep their traceback.
+  """
+  try:
+    return run(config)
+  except (ValueError, FileNotFoundError) as e:
+    sys.exit(f"{name}: error: {e}")
+
+
+def params_digest(params: Any) -> float:
+  """Sum of squares of every parameter: a cheap fingerprint to compare runs or processes."""
+  return float(sum(jax.numpy.sum(jax.numpy.square(x)) for x in jax.tree.leaves(params)))

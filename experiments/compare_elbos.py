@@ -25,7 +25,8 @@ import numpy as np
 import optax
 
 from experiments import common
-from genjax import checkpoint, data, evaluate, models, objectives, plotting, train, workdir
+from genjax import (checkpoint, data, evaluate, models, objectives, parallel, plotting, train,
+                    workdir)
 
 flags.DEFINE_string("variants", "elbo,elbo_mc,beta=0.5,iwae=5,iwae=50,iwae_dreg=50,elbo_stl",
                     "Comma-separated variants: " + ", ".join(objectives.VARIANT_FORMS) + ".")
@@ -112,6 +113,7 @@ class Setup:
   elbo_eval: object
   test_batches: tuple
   init_params: object     # [seeds, ...] stacked
+  placement: parallel.Placement
 
 
 def run(config: Config) -> dict[str, float]:
@@ -122,17 +124,20 @@ def run(config: Config) -> dict[str, float]:
   if config.batch_size > len(dataset.train_images):
     raise ValueError(f"--batch_size={config.batch_size} exceeds the "
                      f"{len(dataset.train_images)} training examples of --dataset={config.dataset}")
+  placement = parallel.make_placement(config.parallel)
+  parallel.check_batch_size(placement, config.batch_size)
   workdir.check_or_write_config(config.workdir, dataclasses.asdict(config))
-  setup = _setup(config, dataset)
+  setup = _setup(config, dataset, placement)
   rows = {}
   for variant in variants:
     rows[variant.name] = _run_variant(config, setup, variant)
-  _write_outputs(config, variants, rows)
+  if workdir.is_primary():
+    _write_outputs(config, variants, rows)
   return {f"{name}/{k}": v for name, row in rows.items() for k, v in row.items()
           if not isinstance(v, list)}
 
 
-def _setup(config: Config, dataset: data.Dataset) -> Setup:
+def _setup(config: Config, dataset: data.Dataset, placement: parallel.Placement) -> Setup:
   likelihood = objectives.make_likelihood(config.likelihood, config.gaussian_std)
   shape = dataset.train_images.shape[1:]
   model = models.build_vae(config.model, shape, config.latent_dim, config.hidden,
@@ -150,7 +155,7 @@ def _setup(config: Config, dataset: data.Dataset) -> Setup:
   test_batches = train.pad_batches({"image": test_images},
                                    min(config.eval_batch_size, len(test_images)))
   return Setup(model, likelihood, dataset, optax.adam(config.learning_rate), preprocess,
-               test_images, train.make_eval_fn(per_seed), test_batches, init_params)
+               test_images, train.make_eval_fn(per_seed), test_batches, init_params, placement)
 
 
 def _variant_dir(config: Config, name: str) -> str:
@@ -177,12 +182,14 @@ def _run_variant(config: Config, setup: Setup, variant: objectives.Objective) ->
     out = jax.device_get(setup.elbo_eval(params, *setup.test_batches, eval_rng))
     return {f"test_{k}": np.asarray(v).tolist() for k, v in out.items()}
 
-  step = jax.vmap(train.make_train_step(loss_fn, setup.optimizer), in_axes=(0, None))
+  step = jax.vmap(train.make_train_step(loss_fn, setup.optimizer,
+                                        axis_name=setup.placement.axis_name), in_axes=(0, None))
   writer = workdir.MetricsWriter(vdir)
   chunks = train.fit(state, step, {"image": setup.dataset.train_images},
                      batch_size=config.batch_size, num_epochs=config.epochs,
                      data_rng=jax.random.PRNGKey(config.seed + 20_000),
-                     preprocess=setup.preprocess, steps_per_chunk=config.steps_per_chunk or None)
+                     preprocess=setup.preprocess, steps_per_chunk=config.steps_per_chunk or None,
+                     placement=setup.placement)
   for i, (state, log) in enumerate(chunks):
     writer.write({**log, "includes_compile": int(i == 0)})
     epoch = round(log["epoch"])
@@ -244,8 +251,9 @@ def _evaluate_variant(config, setup, variant, loss_fn, params, vdir, final, star
   row["kl_per_dim"] = kl_per_dim
   row["curve"] = [(r["epoch"], float(np.mean(r["test_elbo"])))
                   for r in records if "test_elbo" in r]
-  with open(os.path.join(vdir, "results.json"), "w") as f:
-    json.dump(row, f, indent=2)
+  if workdir.is_primary():
+    with open(os.path.join(vdir, "results.json"), "w") as f:
+      json.dump(row, f, indent=2)
   return row
 
 
@@ -298,6 +306,7 @@ def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   start = time.perf_counter()
-  results = run(config_from_flags())
-  print(open(os.path.join(FLAGS.workdir, workdir.RESULTS_MD)).read())
+  results = common.run_or_exit("compare_elbos", run, config_from_flags())
+  if workdir.is_primary():
+    print(open(os.path.join(FLAGS.workdir, workdir.RESULTS_MD)).read())
   logging.info("%d result keys; %.0f s", len(results), time.perf_counter() - start)

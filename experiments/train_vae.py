@@ -17,7 +17,7 @@ import numpy as np
 import optax
 
 from experiments import common
-from genjax import checkpoint, data, models, objectives, plotting, train, workdir
+from genjax import checkpoint, data, models, objectives, parallel, plotting, train, workdir
 
 flags.DEFINE_enum("kl", "analytic", objectives.KL_ESTIMATORS,
                   "KL(q(z|x) || p(z)): closed form or one-sample Monte Carlo.")
@@ -72,6 +72,8 @@ def run(config: Config) -> dict[str, float]:
   if config.batch_size > len(dataset.train_images):
     raise ValueError(f"--batch_size={config.batch_size} exceeds the "
                      f"{len(dataset.train_images)} training examples of --dataset={config.dataset}")
+  placement = parallel.make_placement(config.parallel)
+  parallel.check_batch_size(placement, config.batch_size)
   workdir.check_or_write_config(config.workdir, dataclasses.asdict(config))
 
   likelihood = objectives.make_likelihood(config.likelihood, config.gaussian_std)
@@ -100,10 +102,10 @@ def run(config: Config) -> dict[str, float]:
     return {f"test_{k}": float(v) for k, v in evaluate(params, *test_batches, eval_rng).items()}
 
   writer = workdir.MetricsWriter(config.workdir)
-  step = train.make_train_step(loss_fn, optimizer)
+  step = train.make_train_step(loss_fn, optimizer, axis_name=placement.axis_name)
   chunks = train.fit(state, step, {"image": dataset.train_images}, batch_size=config.batch_size,
                      num_epochs=config.epochs, data_rng=data_rng, preprocess=preprocess,
-                     steps_per_chunk=config.steps_per_chunk or None)
+                     steps_per_chunk=config.steps_per_chunk or None, placement=placement)
   for i, (state, log) in enumerate(chunks):
     writer.write({**log, "includes_compile": int(i == 0)})
     epoch = round(log["epoch"])
@@ -118,14 +120,17 @@ def run(config: Config) -> dict[str, float]:
   writer.close()
 
   final = test_metrics(state.params)
-  _write_figures(config, model, likelihood, state.params, dataset, sample_rng)
+  if workdir.is_primary():
+    _write_figures(config, model, likelihood, state.params, dataset, sample_rng)
   results = {**final, "epochs": config.epochs, "steps": int(state.step),
              "examples_per_s": _steady_examples_per_s(config.workdir),
              "wall_s": time.perf_counter() - wall_start,
              "train_s": _train_seconds(config.workdir),
              "num_params": int(sum(x.size for x in jax.tree.leaves(state.params))),
              "dataset": config.dataset, "data_source": dataset.source,
-             "device": jax.devices()[0].device_kind, "num_devices": jax.device_count()}
+             "device": jax.devices()[0].device_kind, "num_devices": placement.num_devices,
+             "parallel": config.parallel, "num_processes": jax.process_count(),
+             "params_digest": common.params_digest(state.params)}
   workdir.write_results(
       config.workdir, results, title=f"VAE on {config.dataset} ({config.model})",
       notes="ELBO terms in nats per test example (sum over pixels, mean over examples); "
@@ -163,7 +168,9 @@ def _write_figures(config: Config, model, likelihood, params, dataset, rng) -> N
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  results = run(config_from_flags())
-  print(f"test ELBO {results['test_elbo']:.2f} nats (recon {results['test_recon']:.2f}, "
-        f"KL {results['test_kl']:.2f}); {results['examples_per_s']:.0f} examples/s; "
-        f"wall {results['wall_s']:.0f} s; results in {FLAGS.workdir}/results.md")
+  results = common.run_or_exit("train_vae", run, config_from_flags())
+  print(f"process {jax.process_index()}: params_digest={results['params_digest']!r}")
+  if workdir.is_primary():
+    print(f"test ELBO {results['test_elbo']:.2f} nats (recon {results['test_recon']:.2f}, "
+          f"KL {results['test_kl']:.2f}); {results['examples_per_s']:.0f} examples/s; "
+          f"wall {results['wall_s']:.0f} s; results in {FLAGS.workdir}/results.md")

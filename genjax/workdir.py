@@ -2,7 +2,8 @@
 
 ``config.json`` (every resolved flag), ``metrics.jsonl`` (one JSON object per log
 point; also mirrored to TensorBoard event files under ``tensorboard/``), and
-``results.json`` / ``results.md`` (the final numbers, flat, and as a table).
+``results.json`` / ``results.md`` (the final numbers, flat, and as a table). In a
+multi-process run only process 0 writes (``is_primary``); the others check and read.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import json
 import os
 from typing import Any, Mapping
 
+import jax
+
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 RESULTS_JSON = "results.json"
@@ -18,7 +21,14 @@ RESULTS_MD = "results.md"
 
 # Flags that may change between a run and its resumption (they do not change the math).
 RESUMABLE_KEYS = frozenset({"epochs", "workdir", "data_dir", "eval_every", "checkpoint_every",
-                            "host_devices", "steps_per_chunk", "download"})
+                            "host_devices", "steps_per_chunk", "download", "parallel",
+                            "coordinator_address", "num_processes", "process_id",
+                            "local_processes"})
+
+
+def is_primary() -> bool:
+  """True in the process that writes files (process 0; the only one in a 1-process run)."""
+  return jax.process_index() == 0
 
 
 def check_or_write_config(workdir: str, config: Mapping[str, Any]) -> None:
@@ -39,6 +49,8 @@ def check_or_write_config(workdir: str, config: Mapping[str, Any]) -> None:
       changes = ", ".join(f"--{k}={old.get(k)!r} there, {config.get(k)!r} now" for k in diff)
       raise ValueError(f"--workdir={workdir} holds a run with a different configuration "
                        f"({changes}); resume with the same flags or use a new --workdir")
+  if not is_primary():
+    return
   with open(path, "w") as f:
     json.dump(_jsonable(dict(config)), f, indent=2, sort_keys=True)
 
@@ -51,13 +63,16 @@ class MetricsWriter:
   """Appends one JSON object per log point to ``metrics.jsonl`` and to TensorBoard."""
 
   def __init__(self, workdir: str, tensorboard: bool = True):
-    self._file = open(os.path.join(workdir, METRICS), "a")
+    self._primary = is_primary()
+    self._file = open(os.path.join(workdir, METRICS), "a") if self._primary else None
     self._tb = None
-    if tensorboard:
+    if tensorboard and self._primary:
       from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
       self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
 
   def write(self, record: Mapping[str, Any]) -> None:
+    if not self._primary:
+      return
     self._file.write(json.dumps(_jsonable(dict(record)), sort_keys=True) + "\n")
     self._file.flush()
     if self._tb is not None:
@@ -67,19 +82,26 @@ class MetricsWriter:
           self._tb.add_scalar(key, value, step)
 
   def close(self) -> None:
-    self._file.close()
+    if self._file is not None:
+      self._file.close()
     if self._tb is not None:
       self._tb.close()
 
 
 def read_metrics(workdir: str) -> list[dict[str, Any]]:
-  with open(os.path.join(workdir, METRICS)) as f:
+  """The records of ``metrics.jsonl`` ([] before the first is written)."""
+  path = os.path.join(workdir, METRICS)
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
     return [json.loads(line) for line in f if line.strip()]
 
 
 def write_results(workdir: str, results: Mapping[str, Any], title: str,
                   notes: str = "") -> None:
-  """Writes ``results.json`` (flat) and ``results.md`` (a two-column table)."""
+  """Writes ``results.json`` (flat) and ``results.md`` (a two-column table); process 0 only."""
+  if not is_primary():
+    return
   with open(os.path.join(workdir, RESULTS_JSON), "w") as f:
     json.dump(_jsonable(dict(results)), f, indent=2)
   lines = [f"# {title}", "", "| metric | value |", "|---|---|"]

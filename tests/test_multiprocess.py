@@ -1,0 +1,72 @@
+"""Multi-device and multi-process runs through launch.py (each bounded by a timeout)."""
+
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TINY = ["--epochs=2", "--batch_size=32", "--hidden=16", "--latent_dim=2", "--eval_every=1",
+        "--checkpoint_every=1", "--num_samples=4", "--eval_batch_size=40"]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+  path = tmp_path_factory.mktemp("mpdata")
+  rng = np.random.default_rng(0)
+  x = (rng.random((320, 28, 28)) > 0.7).astype(np.uint8) * 255
+  y = rng.integers(0, 10, 320).astype(np.uint8)
+  np.savez(path / "mnist.npz", x_train=x[:256], y_train=y[:256], x_test=x[256:], y_test=y[256:])
+  return str(path)
+
+
+def _launch(*args, timeout=240):
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  return subprocess.run([sys.executable, str(ROOT / "launch.py"), *args], capture_output=True,
+                        text=True, timeout=timeout, cwd=ROOT, env=env)
+
+
+def _digests(output):
+  return {int(p): float(d) for p, d in re.findall(r"process (\d+): params_digest=(\S+)", output)}
+
+
+def test_two_processes_on_loopback_agree_with_each_other_and_with_one_process(data_dir, tmp_path):
+  common = ["train_vae", f"--data_dir={data_dir}", "--parallel=sharded", *TINY]
+  multi = _launch(*common, f"--workdir={tmp_path / 'multi'}", "--local_processes=2",
+                  "--host_devices=2")
+  assert multi.returncode == 0, multi.stderr[-3000:]
+  digests = _digests(multi.stdout)
+  assert sorted(digests) == [0, 1]
+  np.testing.assert_allclose(digests[0], digests[1], rtol=1e-6)
+  single = _launch(*common, f"--workdir={tmp_path / 'single'}", "--host_devices=4")
+  assert single.returncode == 0, single.stderr[-3000:]
+  np.testing.assert_allclose(_digests(single.stdout)[0], digests[0], rtol=1e-4)
+  # Only process 0 wrote: one line per chunk and per evaluation, not two.
+  lines = open(tmp_path / "multi" / "metrics.jsonl").read().splitlines()
+  assert len(lines) == 4
+  stored = json.load(open(tmp_path / "multi" / "results.json"))
+  assert stored["num_processes"] == 2 and stored["num_devices"] == 4
+  assert sorted(os.listdir(tmp_path / "multi" / "checkpoints")) == ["16", "8"]
+
+
+def test_indivisible_batch_is_one_line_and_writes_nothing(data_dir, tmp_path):
+  result = _launch("train_vae", f"--data_dir={data_dir}", f"--workdir={tmp_path / 'w'}",
+                   "--host_devices=4", "--parallel=pmap", *TINY, "--batch_size=30")
+  assert result.returncode != 0
+  assert result.stderr.strip().splitlines()[-1] == (
+      "train_vae: error: --batch_size=30 must divide by the 4 devices of --parallel=pmap")
+  assert not (tmp_path / "w").exists()
+
+
+def test_failing_processes_stop_the_launch_without_hanging(data_dir, tmp_path):
+  result = _launch("train_vae", f"--data_dir={data_dir}", f"--workdir={tmp_path / 'w'}",
+                   "--dataset=fashion_mnist", "--local_processes=2", *TINY, timeout=180)
+  assert result.returncode != 0
+  assert "train_vae: error: data set 'fashion_mnist' not found" in result.stderr
+  assert re.search(r"launch.py: process \d of 2 exited with code 1; stopping the others",
+                   result.stderr)
