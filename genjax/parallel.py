@@ -20,6 +20,7 @@ every process's devices and each process computes its share of the batch.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from typing import Any, Callable
 
 import jax
@@ -34,10 +35,12 @@ MESH_AXIS = "data"
 
 @dataclasses.dataclass(frozen=True)
 class Placement:
-  """Where the train step runs. ``num_devices`` counts every process's devices."""
+  """Where the train step runs. ``num_devices`` counts every process's devices;
+  ``devices`` are this process's devices it uses (pmap)."""
   kind: str
   num_devices: int
   mesh: jax.sharding.Mesh | None = None
+  devices: tuple = ()
 
   @property
   def axis_name(self) -> str | None:
@@ -45,20 +48,28 @@ class Placement:
     return PMAP_AXIS if self.kind == "pmap" else None
 
 
-def make_placement(kind: str) -> Placement:
-  """``none`` uses one device; ``pmap`` the local devices; ``sharded`` all devices."""
+def make_placement(kind: str, num_devices: int | None = None) -> Placement:
+  """``none`` uses one device; ``pmap`` the local devices; ``sharded`` all devices.
+
+  ``num_devices`` restricts pmap / sharded to the first that many devices (for scaling
+  studies); by default they use all there are.
+  """
   if kind not in PLACEMENTS:
     raise ValueError(f"--parallel={kind!r}: expected one of {', '.join(PLACEMENTS)}")
   if kind == "none":
-    return Placement(kind, 1)
+    return Placement(kind, 1, devices=(jax.local_devices()[0],))
+  available = jax.local_devices() if kind == "pmap" else jax.devices()
+  n = num_devices or len(available)
+  if not 1 <= n <= len(available):
+    raise ValueError(f"num_devices={n}: --parallel={kind} has {len(available)} devices")
   if kind == "pmap":
     if jax.process_count() > 1:
       raise ValueError("--parallel=pmap runs on one process's devices; use --parallel=sharded "
                        "across processes")
-    return Placement(kind, jax.local_device_count())
-  mesh = jax.make_mesh((jax.device_count(),), (MESH_AXIS,),
-                       axis_types=(jax.sharding.AxisType.Auto,))
-  return Placement(kind, jax.device_count(), mesh)
+    return Placement(kind, n, devices=tuple(available[:n]))
+  mesh = jax.make_mesh((n,), (MESH_AXIS,), axis_types=(jax.sharding.AxisType.Auto,),
+                       devices=available[:n])
+  return Placement(kind, n, mesh)
 
 
 def check_batch_size(placement: Placement, batch_size: int) -> None:
@@ -72,9 +83,10 @@ def replicate(placement: Placement, tree: Any) -> Any:
   """A copy of ``tree`` on every device the placement uses (host or device arrays)."""
   if placement.kind == "none":
     return jax.tree.map(jnp.copy, jax.device_put(tree))
-  if placement.kind == "pmap":  # a leading device axis, one slice per local device
-    devices = jax.local_devices()
-    stacked = NamedSharding(jax.sharding.Mesh(np.array(devices), ("devices",)), P("devices"))
+  if placement.kind == "pmap":  # a leading device axis, one slice per device
+    # The sharding pmap gives its outputs, so state fed back in does not recompile.
+    devices = placement.devices
+    stacked = NamedSharding(jax.sharding.Mesh(np.array(devices), (PMAP_AXIS,)), P(PMAP_AXIS))
     return jax.tree.map(lambda x: jax.device_put(
         np.broadcast_to(np.asarray(x), (len(devices), *np.shape(x))), stacked), tree)
   sharding = NamedSharding(placement.mesh, P())
@@ -88,6 +100,24 @@ def local(placement: Placement, tree: Any) -> Any:
   if placement.kind == "sharded":
     return jax.tree.map(lambda x: x.addressable_data(0), tree)
   return tree
+
+
+_BARRIERS = itertools.count()  # every process passes the same barriers in the same order
+
+
+def sync_processes(name: str, timeout_s: int = 900) -> None:
+  """Waits until every process reaches this point (no-op with one process).
+
+  A barrier of the coordination service behind ``jax.distributed``, not a collective:
+  Gloo sets up its context at the first cross-process collective and waits only 30 s
+  for the other processes there, so a process still compiling on a loaded host would
+  fail it. Meeting here first, with a long timeout, removes that race.
+  """
+  if jax.process_count() == 1:
+    return
+  from jax._src import distributed  # pylint: disable=import-outside-toplevel
+  distributed.global_state.client.wait_at_barrier(f"genjax:{name}:{next(_BARRIERS)}",
+                                                  timeout_in_ms=timeout_s * 1000)
 
 
 def per_example_keys(rng: jax.Array, index: jax.Array) -> jax.Array:
@@ -127,7 +157,7 @@ def make_chunk_fn(step: Callable, batch_size: int, num_steps: int,
 
   if placement.kind == "pmap":
     return jax.pmap(chunk, axis_name=PMAP_AXIS, in_axes=(0, 0, 0, None, None, None),
-                    donate_argnums=0)
+                    donate_argnums=0, devices=placement.devices)
   if placement.kind == "sharded":
     rep = NamedSharding(placement.mesh, P())
     return jax.jit(chunk, in_shardings=rep, out_shardings=rep, donate_argnums=0)

@@ -123,6 +123,8 @@ def fit(state: TrainState, step: StepFn, train_data: Batch, *, batch_size: int,
   chunk_len = largest_divisor_at_most(steps_per_epoch, steps_per_chunk or steps_per_epoch)
   chunk_fn = parallel.make_chunk_fn(step, batch_size, chunk_len, preprocess, placement)
   shuffle_rng, batch_rng = jax.random.split(data_rng)
+  # Placing host data on a multi-process mesh is itself a collective (an equality check).
+  parallel.sync_processes("fit")
   train_data = parallel.replicate(placement, train_data)
   batch_rng = parallel.replicate(placement, batch_rng) if placement.kind == "sharded" else batch_rng
   # Chunks donate their input: replicate() copies, so the caller's state stays intact.
@@ -136,9 +138,13 @@ def fit(state: TrainState, step: StepFn, train_data: Batch, *, batch_size: int,
       perm = epoch_permutation(shuffle_rng, jax.device_put(np.int32(epoch)), num_examples)
       if placement.kind != "none":
         perm = parallel.replicate(placement, jax.device_get(perm))
+    args = (state, train_data, perm, *_scalars(placement, first, global_step), batch_rng)
     tic = time.perf_counter()
-    state, metrics = chunk_fn(state, train_data, perm, *_scalars(placement, first, global_step),
-                              batch_rng)
+    if global_step == start and jax.process_count() > 1:
+      # Compile, then meet: the first collective must not wait on a peer still compiling.
+      chunk_fn = chunk_fn.lower(*args).compile()
+      parallel.sync_processes("first chunk")
+    state, metrics = chunk_fn(*args)
     log = {k: float(v) for k, v in jax.device_get(parallel.local(placement, metrics)).items()}
     dt = time.perf_counter() - tic
     end = global_step + chunk_len

@@ -1,4 +1,4 @@
-"""parallel.py: pmap and sharded placements give the single-device numbers.
+"""parallel.py: pmap and sharded placements give the single-device numbers, and compile once.
 
 Runs in a subprocess with 8 simulated CPU devices (XLA reads the device count only at
 start-up), bounded by a timeout.
@@ -18,6 +18,9 @@ import chex, jax, jax.numpy as jnp, numpy as np, optax
 from genjax import data, models, objectives, parallel, train
 
 assert jax.device_count() == 8, jax.devices()
+compiles = []
+jax.monitoring.register_event_duration_secs_listener(
+    lambda name, *a, **k: compiles.append(name) if name.endswith("backend_compile_duration") else None)
 x = data.synthetic(64, 8, shape=(8, 8, 1)).train_images
 model = models.build_vae("mlp", (8, 8, 1), 3, (16,), 1)
 lik = objectives.make_likelihood("bernoulli")
@@ -35,7 +38,11 @@ for variant in ("elbo", "iwae_dreg=4"):
     for state, log in train.fit(state, step, {"image": x}, batch_size=16, num_epochs=3,
                                 data_rng=jax.random.PRNGKey(2), preprocess=pre,
                                 steps_per_chunk=2, placement=placement):
+      if not logs:
+        compiled_by_first_chunk = len(compiles)
       logs.append(log["loss"])
+    # Everything compiles in the first chunk: state fed back in must not recompile.
+    assert len(compiles) == compiled_by_first_chunk, (variant, kind, len(compiles))
     results[kind] = (state, logs)
     print(variant, kind, placement.num_devices, logs[-1], flush=True)
   for kind in ("pmap", "sharded"):
