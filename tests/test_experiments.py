@@ -115,7 +115,10 @@ def test_launch_lists_experiments_and_rejects_unknown_names():
   assert lines["compare_elbos"].startswith("Compare ELBO variants")
   unknown = _launch("train_gaN")
   assert unknown.returncode != 0
-  assert "unknown experiment 'train_gaN'; known: compare_elbos, train_vae" in unknown.stderr
+  known = sorted(p.stem for p in (ROOT / "experiments").glob("*.py")
+                 if p.stem not in ("__init__", "common"))
+  assert sorted(lines) == known
+  assert f"unknown experiment 'train_gaN'; known: {', '.join(known)}" in unknown.stderr
 
 
 def test_launch_sets_host_devices_before_jax_starts():

@@ -70,3 +70,37 @@ def test_failing_processes_stop_the_launch_without_hanging(data_dir, tmp_path):
   assert "train_vae: error: data set 'fashion_mnist' not found" in result.stderr
   assert re.search(r"launch.py: process \d of 2 exited with code 1; stopping the others",
                    result.stderr)
+
+
+def test_scaling_experiment_on_simulated_devices_and_its_resume(tmp_path):
+  args = ["scaling", f"--workdir={tmp_path / 's'}", "--host_devices=2", "--model_sizes=16",
+          "--per_device_batch=4", "--modes=weak", "--steps=2", "--repeats=1", "--latent_dim=2"]
+  first = _launch(*args)
+  assert first.returncode == 0, first.stderr[-3000:]
+  assert "Simulated CPU devices (--host_devices) share the same cores" in first.stdout
+  stored = json.load(open(tmp_path / "s" / "results.json"))
+  assert stored["simulated_devices"] and stored["num_devices"] == 2
+  rows = {(r["placement"], r["devices"]): r for r in stored["rows"]}
+  assert sorted(rows) == [("none", 1), ("pmap", 1), ("pmap", 2), ("sharded", 1), ("sharded", 2)]
+  for (kind, devices), row in rows.items():
+    assert row["global_batch"] == 4 * devices and row["examples_per_s"] > 0
+    np.testing.assert_allclose(row["steps_per_s"] * row["global_batch"], row["examples_per_s"])
+    base = rows[(kind, 1)]["examples_per_s"]
+    np.testing.assert_allclose(row["efficiency"], row["examples_per_s"] / (devices * base))
+  assert (tmp_path / "s" / "scaling.png").stat().st_size > 0
+  assert "| sharded | weak | 16 | 4 | 2 | 8 |" in open(tmp_path / "s" / "results.md").read()
+  # A rerun measures nothing new and reports the same numbers.
+  again = _launch(*args)
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert len(open(tmp_path / "s" / "metrics.jsonl").read().splitlines()) == 5
+  assert json.load(open(tmp_path / "s" / "results.json"))["rows"] == stored["rows"]
+
+
+def test_scaling_refuses_more_devices_than_there_are_before_measuring(tmp_path):
+  result = _launch("scaling", f"--workdir={tmp_path / 's'}", "--host_devices=2",
+                   "--device_counts=1,4")
+  assert result.returncode != 0
+  assert result.stderr.strip().splitlines()[-1] == (
+      "scaling: error: --device_counts=4 exceeds the 2 devices here (use --host_devices=N on "
+      "a CPU)")
+  assert not (tmp_path / "s").exists()
