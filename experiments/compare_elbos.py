@@ -36,8 +36,8 @@ flags.DEFINE_bool("iwae_arch", False, "Use the IWAE paper's one-stochastic-layer
                   "(784-200-200-50, tanh) instead of --hidden/--latent_dim/--activation.")
 flags.DEFINE_integer("ll_samples", 5000, "Importance samples K for the test log-likelihood.",
                      lower_bound=1)
-flags.DEFINE_integer("ll_examples", 0, "Test examples for the log-likelihood estimate "
-                     "(0: the whole test set).", lower_bound=0)
+flags.DEFINE_integer("ll_examples", 0, "Test examples for the log-likelihood estimate: a "
+                     "fixed uniform random subset (0: the whole test set).", lower_bound=0)
 flags.DEFINE_integer("snr_draws", 100, "Gradient draws for the gradient SNR.", lower_bound=2)
 flags.DEFINE_integer("snr_batch", 100, "Fixed training batch for the gradient SNR.",
                      lower_bound=1)
@@ -212,12 +212,13 @@ def _unstack(tree, i):
 
 def _evaluate_variant(config, setup, variant, loss_fn, params, vdir, final, start) -> dict:
   """Per-seed test metrics of one variant, then their mean and std over seeds."""
-  n = config.ll_examples or len(setup.dataset.test_images)
+  n = min(config.ll_examples or len(setup.test_images), len(setup.test_images))
   ll_batch = max(1, min(n, 20_000 // min(config.ll_samples, 500)))
   ll_eval = train.make_eval_fn(
       evaluate.make_log_likelihood_fn(setup.model, setup.likelihood, config.ll_samples,
                                       _chunk(config.ll_samples)))
-  ll_batches = train.pad_batches({"image": setup.test_images[:n]}, ll_batch)
+  subset = _ll_subset(config.seed, n, len(setup.test_images))
+  ll_batches = train.pad_batches({"image": setup.test_images[subset]}, ll_batch)
   snr_batch = jax.device_put(
       {"image": setup.preprocess({"image": setup.dataset.train_images[:config.snr_batch]},
                                  jax.random.PRNGKey(config.seed + 30_000))["image"],
@@ -257,6 +258,16 @@ def _evaluate_variant(config, setup, variant, loss_fn, params, vdir, final, star
   return row
 
 
+def _ll_subset(seed: int, n: int, total: int) -> np.ndarray:
+  """Indices of the test images of the log-likelihood estimate: all of them, or a uniform
+  random subset fixed by --seed (a prefix would not be representative: data sets are
+  often ordered)."""
+  if n >= total:
+    return np.arange(total)
+  return np.sort(np.asarray(jax.random.permutation(jax.random.PRNGKey(seed + 50_000),
+                                                   total)[:n]))
+
+
 def _chunk(num_samples: int) -> int:
   """The largest divisor of num_samples that is at most 500 (samples drawn per chunk)."""
   return train.largest_divisor_at_most(num_samples, 500)
@@ -284,16 +295,18 @@ def _write_outputs(config: Config, variants, rows: dict) -> None:
   for name in names:
     cells = [f"{rows[name][k]:.2f} ± {rows[name][k + '_std']:.2f}" for k in shown]
     lines.append(f"| {name} | " + " | ".join(cells) + " |")
-  lines += ["", f"test_nll: -log p(x) by importance sampling with K={config.ll_samples} on "
-            f"{config.ll_examples or 'all'} test examples (nats; its Monte Carlo standard "
-            "error is test_ll_se in results.json). test_elbo / test_kl: single-sample ELBO with "
-            "closed-form KL on the whole test set (binarized once with a fixed key under dynamic "
-            "binarization; the same binarization for every metric and variant). active_units: dimensions with "
-            "Cov_x(E_q[z_d|x]) > 0.01. grad SNR: mean over parameters of |E g| / std g for "
-            "the variant's own estimator on one fixed training batch. train_s: seconds of "
-            "training for all seeds together (all invocations of the run); wall_s: this invocation's "
-            "seconds on the variant, training and evaluation. Per-dimension KL and per-seed "
-            "values: variants/NAME/results.json."]
+  lines += ["", " ".join([
+      f"test_nll: -log p(x) by importance sampling with K={config.ll_samples} on",
+      f"{config.ll_examples or 'all'} test examples (a fixed random subset when not all;",
+      "nats; its Monte Carlo standard error is test_ll_se in results.json).",
+      "test_elbo / test_kl: single-sample ELBO with closed-form KL on the whole test set",
+      "(binarized once with a fixed key under dynamic binarization; the same binarization",
+      "for every metric and variant). active_units: dimensions with Cov_x(E_q[z_d|x]) >",
+      "0.01. grad SNR: mean over parameters of |E g| / std g for the variant's own",
+      "estimator on one fixed training batch. train_s: seconds of training for all seeds",
+      "together (all invocations of the run); wall_s: this invocation's seconds on the",
+      "variant, training and evaluation. Per-dimension KL and per-seed values:",
+      "variants/NAME/results.json."])]
   with open(os.path.join(config.workdir, workdir.RESULTS_MD), "w") as f:
     f.write("\n".join(lines) + "\n")
   epochs = sorted({e for name in names for e, _ in rows[name]["curve"]})
