@@ -27,6 +27,7 @@ import pickle
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 DATASETS = ("mnist", "fashion_mnist", "binarized_mnist")
@@ -226,3 +227,73 @@ def prepare(dataset: Dataset, mode: str) -> Dataset:
             for f in ("train_images", "test_images", "valid_images")
             if getattr(dataset, f) is not None}
   return dataclasses.replace(dataset, **fields)
+
+
+CORRUPTIONS = ("none", "gaussian", "masking", "salt_and_pepper")
+
+
+def check_corruption(kind: str, level: float) -> None:
+  """Refuses an unknown corruption or a level outside its range, naming the flags."""
+  if kind not in CORRUPTIONS:
+    raise ValueError(f"--corruption={kind!r}: expected one of {', '.join(CORRUPTIONS)}")
+  if kind == "gaussian" and not level >= 0:
+    raise ValueError(f"--noise_level={level}: the standard deviation of --corruption=gaussian "
+                     "must be >= 0")
+  if kind in ("masking", "salt_and_pepper") and not 0 <= level <= 1:
+    raise ValueError(f"--noise_level={level}: the pixel rate of --corruption={kind} must be "
+                     "in [0, 1]")
+
+
+def corrupt(rng: jax.Array, images: jax.Array, kind: str, level: float) -> jax.Array:
+  """Corrupts images [batch, H, W, C] in [0, 1] (the input of a denoising autoencoder).
+
+  gaussian:        x~ = clip(x + level * eps, 0, 1), eps ~ N(0, I)
+  masking:         each pixel is set to 0 with probability ``level``
+  salt_and_pepper: each pixel, with probability ``level``, is set to 0 or 1 (even odds)
+  none:            x~ = x
+  ``rng`` is one key, or one key per image ([batch, 2]: an image's corruption then
+  depends only on its own key, whatever device it lands on).
+  """
+  check_corruption(kind, level)
+  if kind == "none":
+    return images
+  if rng.ndim == 2:
+    return jax.vmap(lambda k, x: corrupt(k, x[None], kind, level)[0])(rng, images)
+  if kind == "gaussian":
+    return jnp.clip(images + level * jax.random.normal(rng, images.shape, images.dtype), 0, 1)
+  hit_rng, salt_rng = jax.random.split(rng)
+  hit = jax.random.bernoulli(hit_rng, level, images.shape)
+  if kind == "masking":
+    return jnp.where(hit, jnp.zeros_like(images), images)
+  salt = jax.random.bernoulli(salt_rng, 0.5, images.shape).astype(images.dtype)
+  return jnp.where(hit, salt, images)
+
+
+def labelled_subset(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
+  """Indices of ``per_class`` examples of every class, drawn without replacement.
+
+  labels: [N] int. Returns sorted indices [num_classes * per_class]; a different
+  ``seed`` draws a different subset.
+  """
+  labels = np.asarray(labels)
+  if np.any(labels < 0):
+    raise ValueError("this data set has no labels (e.g. binarized_mnist): use --dataset=mnist "
+                     "or --dataset=fashion_mnist")
+  rng = np.random.default_rng(seed)
+  chosen = []
+  for c in np.unique(labels):
+    members = np.flatnonzero(labels == c)
+    if len(members) < per_class:
+      raise ValueError(f"--labels_per_class={per_class}: class {c} has only {len(members)} "
+                       "training examples")
+    chosen.append(rng.choice(members, per_class, replace=False))
+  return np.sort(np.concatenate(chosen))
+
+
+def repeat_to(arrays: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
+  """Each array's rows repeated cyclically to exactly ``n`` rows (row i is row i mod len).
+
+  Lets a small labelled set ride along with a large unlabelled one (one labelled example
+  per image, reshuffled every epoch by the fit loop), or fill an epoch of many steps.
+  """
+  return {k: np.asarray(v)[np.arange(n) % len(v)] for k, v in arrays.items()}

@@ -1,4 +1,4 @@
-"""Pure losses: the ELBO and its reductions.
+"""Pure losses: the ELBO family, autoencoder reconstruction, classification and M2.
 
 Every objective here is built from a model and returns a pure function of
 ``(params, batch, rng)``. Terms are computed per example (``[batch]``), summed over
@@ -20,7 +20,11 @@ Gradient estimators are written as surrogate losses whose value is the objective
 whose gradient is the estimator: plain reparameterization, "sticking the landing"
 (STL) and doubly reparameterized gradients (DReG). The encoder's parameters are
 ``params["encoder"]`` (the VAE's submodule); STL and DReG stop gradients to them
-inside log q(z|x).
+inside log q(z|x). A conditional model (``models.CVAE``) takes ``batch["condition"]``:
+every ELBO variant then bounds log p(x|c) unchanged.
+
+Also here: the (denoising) autoencoder's reconstruction loss, the classifier's
+cross-entropy, and the semi-supervised M2 objective of Kingma et al. 2014.
 """
 
 from __future__ import annotations
@@ -34,7 +38,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
+from genjax import data
 from genjax import distributions as D
 
 Batch = dict[str, jax.Array]
@@ -91,24 +97,36 @@ def make_likelihood(name: str, gaussian_std: float = 0.1) -> Likelihood:
   raise ValueError(f"likelihood={name!r}: expected one of {', '.join(LIKELIHOODS)}")
 
 
+def encode(model: nn.Module, params: Any, x: jax.Array, condition: jax.Array | None = None):
+  """``model.encode(x)``, or ``model.encode(x, condition)`` for a conditional model."""
+  args = (x,) if condition is None else (x, condition)
+  return model.apply({"params": params}, *args, method=model.encode)
+
+
+def decode(model: nn.Module, params: Any, z: jax.Array, condition: jax.Array | None = None):
+  """``model.decode(z)``, or ``model.decode(z, condition)`` for a conditional model."""
+  args = (z,) if condition is None else (z, condition)
+  return model.apply({"params": params}, *args, method=model.decode)
+
+
 def make_elbo_terms(model: nn.Module, likelihood: Likelihood, kl: str = "analytic") -> TermsFn:
   """Per-example ELBO terms with one reparameterized sample z ~ q(z|x).
 
   Returns ``terms(params, batch, rng) -> {"log_px": [batch], "kl": [batch]}`` with
   log_px = log p(x|z), z = mu + sigma * eps (a one-sample estimate of E_q log p(x|z)),
   and kl = KL(q(z|x) || N(0, I)) in closed form (``analytic``) or its one-sample
-  estimate log q(z|x) - log p(z) at the same z (``mc``).
+  estimate log q(z|x) - log p(z) at the same z (``mc``). A conditional model gets
+  ``batch["condition"]`` (q(z|x, c), p(x|z, c)).
   """
   if kl not in KL_ESTIMATORS:
     raise ValueError(f"kl={kl!r}: expected one of {', '.join(KL_ESTIMATORS)}")
 
   def terms(params: Any, batch: Batch, rng: jax.Array) -> dict[str, jax.Array]:
-    x = batch["image"]
+    x, condition = batch["image"], batch.get("condition")
     chex.assert_rank(x, 4)
-    variables = {"params": params}
-    mean, log_var = model.apply(variables, x, method=model.encode)
+    mean, log_var = encode(model, params, x, condition)
     z = D.reparameterize(rng, mean, log_var)
-    out = model.apply(variables, z, method=model.decode)
+    out = decode(model, params, z, condition)
     if kl == "analytic":
       kl_term = D.kl_diag_gaussian_standard_normal(mean, log_var)
     else:
@@ -142,31 +160,35 @@ def _stop_decoder(params: Any) -> Any:
 
 
 def _decode_log_prob(model: nn.Module, likelihood: Likelihood, params: Any, x: jax.Array,
-                     z: jax.Array) -> jax.Array:
-  """log p(x|z_k) for z: [K, batch, latent] -> [K, batch]."""
+                     z: jax.Array, condition: jax.Array | None = None) -> jax.Array:
+  """log p(x|z_k) for z: [K, batch, latent] -> [K, batch] (condition: [batch, C])."""
   k, b = z.shape[:2]
-  out = model.apply({"params": params}, z.reshape(k * b, -1), method=model.decode)
+  if condition is not None:
+    condition = jnp.broadcast_to(condition, (k, *condition.shape)).reshape(k * b, -1)
+  out = decode(model, params, z.reshape(k * b, -1), condition)
   return likelihood.log_prob(x[None], out.reshape(k, b, *out.shape[1:]))
 
 
 def sample_terms(model: nn.Module, likelihood: Likelihood, params: Any, x: jax.Array,
-                 rng: jax.Array, num_samples: int, stop_q: bool = False) -> dict[str, jax.Array]:
+                 rng: jax.Array, num_samples: int, stop_q: bool = False,
+                 condition: jax.Array | None = None) -> dict[str, jax.Array]:
   """K reparameterized samples z_k ~ q(z|x) and the terms of their log-weights.
 
   Returns ``log_px, log_pz, log_q: [K, batch]``, ``log_w = log_px + log_pz - log_q``,
   ``kl_per_dim: [K, batch, latent]`` (the one-sample estimate log q_d - log p_d), and the
   encoder's ``mean, log_var: [batch, latent]``. ``stop_q`` evaluates log q(z|x) with the
   encoder's outputs behind stop_gradient (z itself still depends on them): the STL
-  "path derivative" of Roeder et al. 2017, Eq. 8.
+  "path derivative" of Roeder et al. 2017, Eq. 8. ``condition: [batch, C]`` conditions
+  q and p for a conditional model.
   """
   chex.assert_rank(x, 4)
-  mean, log_var = model.apply({"params": params}, x, method=model.encode)
+  mean, log_var = encode(model, params, x, condition)
   z = D.reparameterize(rng, mean, log_var, num_samples)
   q_mean, q_log_var = ((jax.lax.stop_gradient(mean), jax.lax.stop_gradient(log_var))
                        if stop_q else (mean, log_var))
   log_q_per_dim = D.gaussian_log_prob(z, q_mean, q_log_var, event_ndims=0)
   log_pz_per_dim = D.standard_normal_log_prob(z, event_ndims=0)
-  log_px = _decode_log_prob(model, likelihood, params, x, z)
+  log_px = _decode_log_prob(model, likelihood, params, x, z, condition)
   log_q, log_pz = jnp.sum(log_q_per_dim, -1), jnp.sum(log_pz_per_dim, -1)
   return {"log_px": log_px, "log_pz": log_pz, "log_q": log_q, "log_w": log_px + log_pz - log_q,
           "kl_per_dim": log_q_per_dim - log_pz_per_dim, "mean": mean, "log_var": log_var, "z": z}
@@ -210,7 +232,7 @@ def make_elbo_loss(model: nn.Module, likelihood: Likelihood, kl: str = "analytic
 
   def loss_fn(params: Any, batch: Batch, rng: jax.Array) -> tuple[jax.Array, Metrics]:
     t = sample_terms(model, likelihood, params, batch["image"], rng, num_samples,
-                     stop_q=estimator == "stl")
+                     stop_q=estimator == "stl", condition=batch.get("condition"))
     recon = -jnp.mean(t["log_px"])
     if kl == "analytic":
       kl_per_dim = D.kl_diag_gaussian_standard_normal(t["mean"], t["log_var"], event_ndims=0)
@@ -250,20 +272,20 @@ def make_iwae_loss(model: nn.Module, likelihood: Likelihood, num_samples: int,
                      "(STL is biased for IWAE: Tucker et al. 2019)")
 
   def loss_fn(params: Any, batch: Batch, rng: jax.Array) -> tuple[jax.Array, Metrics]:
-    x = batch["image"]
+    x, condition = batch["image"], batch.get("condition")
     if estimator == "reparam":
-      t = sample_terms(model, likelihood, params, x, rng, num_samples)
+      t = sample_terms(model, likelihood, params, x, rng, num_samples, condition=condition)
       bound = log_mean_exp(t["log_w"])                                 # [batch]
       objective = jnp.mean(bound)
     else:
       # Encoder term: z live, log q at stopped encoder outputs, decoder parameters stopped.
       t = sample_terms(model, likelihood, _stop_decoder(params), x, rng, num_samples,
-                       stop_q=True)
+                       stop_q=True, condition=condition)
       bound = log_mean_exp(t["log_w"])
       weights = jax.lax.stop_gradient(jax.nn.softmax(t["log_w"], axis=0))   # w~: [K, batch]
       # Decoder term: the same samples, stopped, so no path reaches the encoder.
       z = jax.lax.stop_gradient(t["z"])
-      log_w_dec = (_decode_log_prob(model, likelihood, params, x, z)
+      log_w_dec = (_decode_log_prob(model, likelihood, params, x, z, condition)
                    + jax.lax.stop_gradient(t["log_pz"] - t["log_q"]))
       surrogate = jnp.sum(weights ** 2 * t["log_w"] + weights * log_w_dec, axis=0)
       objective = jnp.mean(jax.lax.stop_gradient(bound) + surrogate
@@ -343,3 +365,136 @@ def make_loss(model: nn.Module, likelihood: Likelihood, objective: Objective) ->
     return make_iwae_loss(model, likelihood, objective.num_samples, objective.estimator)
   return make_elbo_loss(model, likelihood, objective.kl, objective.beta, objective.num_samples,
                         objective.estimator, objective.warmup_steps, objective.free_bits)
+
+
+# --- Autoencoders -------------------------------------------------------------------------
+
+RECONSTRUCTIONS = ("mse", "bernoulli")
+
+
+def reconstruction_error(x: jax.Array, out: jax.Array, kind: str) -> jax.Array:
+  """Per-example reconstruction error of a decoder output ``out`` (logits) against x.
+
+  x, out: [batch, H, W, C] -> [batch], summed over pixels. The reconstruction is
+  x_hat = sigmoid(out).
+    mse:       sum_i (x_i - x_hat_i)^2
+    bernoulli: -sum_i [x_i log x_hat_i + (1 - x_i) log(1 - x_hat_i)]   (cross-entropy, nats)
+  """
+  if kind == "mse":
+    return jnp.sum(jnp.square(x - jax.nn.sigmoid(out)), axis=(1, 2, 3))
+  if kind == "bernoulli":
+    return -D.bernoulli_log_prob(x, out, event_ndims=3)
+  raise ValueError(f"--reconstruction={kind!r}: expected one of {', '.join(RECONSTRUCTIONS)}")
+
+
+def make_autoencoder_loss(model: nn.Module, reconstruction: str = "bernoulli",
+                          corruption: str = "none", noise_level: float = 0.0) -> LossFn:
+  """The (denoising) autoencoder loss, mean over the batch of a per-example sum over pixels.
+
+  loss = mean_b err(x_b, g(f(x~_b))),  x~ = corrupt(x) drawn from the step's key
+
+  (Vincent et al. 2008, Extracting and Composing Robust Features with Denoising
+  Autoencoders, Sec. 2.3): the encoder f sees the corrupted input, the target is the
+  clean x. ``corruption="none"`` is the plain autoencoder. ``err`` is
+  ``reconstruction_error`` (``mse`` or ``bernoulli``). Metrics: ``loss`` and ``recon``
+  (the same number: the mean per-image error).
+  """
+  reconstruction_error(jnp.zeros((1, 1, 1, 1)), jnp.zeros((1, 1, 1, 1)), reconstruction)
+  data.check_corruption(corruption, noise_level)
+
+  def loss_fn(params: Any, batch: Batch, rng: jax.Array) -> tuple[jax.Array, Metrics]:
+    x = batch["image"]
+    out = model.apply({"params": params}, data.corrupt(rng, x, corruption, noise_level))
+    loss = jnp.mean(reconstruction_error(x, out, reconstruction))
+    return loss, {"loss": loss, "recon": loss}
+
+  return loss_fn
+
+
+# --- Classification and semi-supervised learning -----------------------------------------
+
+
+def make_classifier_loss(model: nn.Module) -> LossFn:
+  """Softmax cross-entropy of ``model(x)`` (logits [batch, classes]) against
+  ``batch["label"]``, mean over the batch. Metrics: ``loss``, ``error`` (share of wrong
+  argmax predictions)."""
+
+  def loss_fn(params: Any, batch: Batch, rng: jax.Array) -> tuple[jax.Array, Metrics]:
+    del rng
+    logits = model.apply({"params": params}, batch["image"])
+    loss = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]))
+    error = jnp.mean(jnp.argmax(logits, -1) != batch["label"])
+    return loss, {"loss": loss, "error": error}
+
+  return loss_fn
+
+
+def _fold_keys(rng: jax.Array, data: int | jax.Array) -> jax.Array:
+  """fold_in(rng, data) for one key or for each of a batch of keys ([batch, 2])."""
+  if rng.ndim == 1:
+    return jax.random.fold_in(rng, data)
+  return jax.vmap(jax.random.fold_in, in_axes=(0, None))(rng, data)
+
+
+def m2_labelled_bound(model: nn.Module, likelihood: Likelihood, params: Any, x: jax.Array,
+                      y: jax.Array, rng: jax.Array) -> jax.Array:
+  """L(x, y) <= log p(x, y) of M2 (Kingma et al. 2014, Eq. 6), per example: [batch].
+
+  L(x, y) = E_q(z|x,y)[log p(x|y, z)] + log p(y) - KL(q(z|x, y) || p(z)), one
+  reparameterized sample, closed-form KL, p(y) uniform over the classes;
+  y: [batch, num_classes] one-hot (or any class weights; it is the decoder's condition).
+  """
+  mean, log_var = encode(model, params, x, y)
+  z = D.reparameterize(rng, mean, log_var)
+  log_px = likelihood.log_prob(x, decode(model, params, z, y))
+  return (log_px - D.kl_diag_gaussian_standard_normal(mean, log_var)
+          - jnp.log(float(model.num_classes)))
+
+
+def make_m2_loss(model: nn.Module, likelihood: Likelihood, alpha: float) -> LossFn:
+  """The M2 semi-supervised objective (Kingma et al. 2014, Eqs. 6-9), per-example means.
+
+  Each example of the batch pairs an unlabelled image ``batch["image"]`` with a labelled
+  one ``batch["labelled_image"]``, ``batch["label"]`` (``data.repeat_to``):
+
+    labelled:    L(x, y)  (``m2_labelled_bound``)
+    unlabelled:  U(x) = sum_y q(y|x) L(x, y) + H(q(y|x))   <=  log p(x)   (Eq. 7)
+    loss = -mean_l L(x, y) - mean_u U(x) + alpha * mean_l[-log q(y|x)]   (Eq. 9)
+
+  The sum over y in U is exact (every class decoded). Kingma et al. set alpha = 0.1 N
+  for a sum over the N data points; with the per-example means here that is
+  alpha = 0.1 N / N_labelled (the experiment's default). Metrics: ``loss``,
+  ``labelled_bound`` (mean L), ``unlabelled_bound`` (mean U), ``ce`` and ``error`` of q(y|x)
+  on the labelled batch.
+  """
+  num_classes = model.num_classes
+
+  def classify(params, x):
+    return model.apply({"params": params}, x, method=model.classify)
+
+  def loss_fn(params: Any, batch: Batch, rng: jax.Array) -> tuple[jax.Array, Metrics]:
+    x_u, x_l, y_l = batch["image"], batch["labelled_image"], batch["label"]
+    rng_l, rng_u = _fold_keys(rng, 0), _fold_keys(rng, 1)
+    bound_l = m2_labelled_bound(model, likelihood, params, x_l,
+                                jax.nn.one_hot(y_l, num_classes), rng_l)
+    logits_l = classify(params, x_l)
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits_l, y_l)
+    # U(x): L(x, y) for every class y at once, rows ordered class-major: [K * batch].
+    b = x_u.shape[0]
+    xs = jnp.broadcast_to(x_u, (num_classes, *x_u.shape)).reshape(num_classes * b,
+                                                                   *x_u.shape[1:])
+    ys = jnp.repeat(jnp.eye(num_classes), b, axis=0)
+    keys = rng_u                 # one key: a single draw of [K * batch, latent] noise
+    if rng.ndim == 2:            # per-example keys: example b under class k uses fold_in(key_b, k)
+      keys = jnp.concatenate([_fold_keys(rng_u, k) for k in range(num_classes)])
+    bound_all = m2_labelled_bound(model, likelihood, params, xs, ys, keys)
+    bound_all = bound_all.reshape(num_classes, b).T                       # [batch, K]
+    log_q = jax.nn.log_softmax(classify(params, x_u))
+    q = jnp.exp(log_q)
+    bound_u = jnp.sum(q * bound_all, -1) - jnp.sum(q * log_q, -1)
+    loss = -jnp.mean(bound_l) - jnp.mean(bound_u) + alpha * jnp.mean(ce)
+    return loss, {"loss": loss, "labelled_bound": jnp.mean(bound_l),
+                  "unlabelled_bound": jnp.mean(bound_u), "ce": jnp.mean(ce),
+                  "error": jnp.mean(jnp.argmax(logits_l, -1) != y_l)}
+
+  return loss_fn

@@ -58,3 +58,68 @@ def test_bad_arguments_name_the_allowed_values():
   dec = models.ConvDecoder(output_shape=(30, 30, 1))
   with pytest.raises(ValueError, match="divisible by 4"):
     dec.init(jax.random.PRNGKey(0), jnp.ones((1, 3)))
+
+
+@pytest.mark.parametrize("arch", models.ARCHITECTURES)
+def test_autoencoder_is_deterministic_with_one_code_head(arch):
+  ae = models.build_autoencoder(arch, SHAPE, latent_dim=3, hidden=(16,))
+  x = jax.random.uniform(jax.random.PRNGKey(0), (2, *SHAPE))
+  variables = ae.init(jax.random.PRNGKey(1), x)
+  z = ae.apply(variables, x, method=ae.encode)
+  chex.assert_shape(z, (2, 3))
+  assert set(variables["params"]["encoder"]) >= {"code"}
+  assert not {"mean", "log_var"} & set(variables["params"]["encoder"])
+  out = ae.apply(variables, x)
+  chex.assert_shape(out, (2, *SHAPE))
+  recon = jax.nn.sigmoid(out)
+  assert float(recon.min()) >= 0 and float(recon.max()) <= 1
+  np.testing.assert_array_equal(out, ae.apply(variables, x))   # no noise anywhere
+
+
+@pytest.mark.parametrize("stochastic", [False, True])
+def test_classifier_takes_a_pretrained_encoder_unchanged(stochastic):
+  """A classifier's encoder has the same parameter tree as the AE's (or the VAE's)."""
+  x = jnp.ones((2, *SHAPE))
+  pre = (models.build_vae("mlp", SHAPE, 4, (8,), 1) if stochastic
+         else models.build_autoencoder("mlp", SHAPE, 4, (8,)))
+  pre_params = pre.init(jax.random.PRNGKey(0), x)["params"]
+  clf = models.build_classifier("mlp", 4, (8,), num_classes=10, stochastic=stochastic)
+  params = clf.init(jax.random.PRNGKey(1), x)["params"]
+  chex.assert_trees_all_equal_shapes(params["encoder"], pre_params["encoder"])
+  logits = clf.apply({"params": {**params, "encoder": pre_params["encoder"]}}, x)
+  chex.assert_shape(logits, (2, 10))
+  # The head reads the code (the posterior mean for a VAE encoder).
+  code = pre.apply({"params": pre_params}, x, method=pre.encode)
+  code = code[0] if stochastic else code
+  np.testing.assert_allclose(logits, code @ params["head"]["kernel"] + params["head"]["bias"],
+                             rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("arch", models.ARCHITECTURES)
+def test_cvae_condition_enters_encoder_and_decoder(arch):
+  cvae = models.build_cvae(arch, SHAPE, latent_dim=3, hidden=(16,), output_channels=1)
+  x = jax.random.uniform(jax.random.PRNGKey(0), (2, *SHAPE))
+  y = jax.nn.one_hot(jnp.array([1, 4]), 10)
+  variables = cvae.init(jax.random.PRNGKey(1), x, y)
+  mean, log_var = cvae.apply(variables, x, y, method=cvae.encode)
+  chex.assert_shape([mean, log_var], (2, 3))
+  other = jax.nn.one_hot(jnp.array([2, 7]), 10)
+  assert not np.allclose(mean, cvae.apply(variables, x, other, method=cvae.encode)[0])
+  out = cvae.apply(variables, mean, y, method=cvae.decode)
+  chex.assert_shape(out, (2, *SHAPE))
+  assert not np.allclose(out, cvae.apply(variables, mean, other, method=cvae.decode))
+  chex.assert_shape(cvae.apply(variables, jax.random.PRNGKey(2), y, method=cvae.generate),
+                    (2, *SHAPE))
+
+
+def test_m2_has_a_classifier_and_a_conditional_vae():
+  m2 = models.build_m2("mlp", SHAPE, latent_dim=3, hidden=(16,), output_channels=1,
+                       num_classes=10)
+  x = jax.random.uniform(jax.random.PRNGKey(0), (2, *SHAPE))
+  params = m2.init(jax.random.PRNGKey(1), x)["params"]
+  assert set(params) == {"encoder", "decoder", "classifier"}
+  logits = m2.apply({"params": params}, x, method=m2.classify)
+  chex.assert_shape(logits, (2, 10))
+  y = jax.nn.one_hot(jnp.array([0, 9]), 10)
+  mean, _ = m2.apply({"params": params}, x, y, method=m2.encode)
+  chex.assert_shape(m2.apply({"params": params}, mean, y, method=m2.decode), (2, *SHAPE))

@@ -289,3 +289,113 @@ def test_estimator_combinations_that_are_wrong_are_refused(linear_gaussian):
     objectives.make_elbo_loss(model, _likelihood(), kl="analytic", estimator="stl")
   with pytest.raises(ValueError, match="STL is biased for IWAE"):
     objectives.make_iwae_loss(model, _likelihood(), 5, estimator="stl")
+
+
+# --- Autoencoders, classifiers, M2 -------------------------------------------------------
+
+from genjax import data, models  # noqa: E402
+
+IMG = (4, 4, 1)
+
+
+def _sigmoid(a):
+  return 1.0 / (1.0 + np.exp(-np.asarray(a, np.float64)))
+
+
+def test_reconstruction_errors_against_direct_formulas():
+  rng = np.random.default_rng(0)
+  x = rng.random((3, *IMG)).astype(np.float32)
+  out = rng.normal(size=(3, *IMG)).astype(np.float32) * 3
+  p = _sigmoid(out)
+  np.testing.assert_allclose(objectives.reconstruction_error(x, out, "mse"),
+                             ((x - p) ** 2).sum((1, 2, 3)), rtol=1e-5)
+  bce = -(x * np.log(p) + (1 - x) * np.log(1 - p)).sum((1, 2, 3))
+  np.testing.assert_allclose(objectives.reconstruction_error(x, out, "bernoulli"), bce,
+                             rtol=1e-5)
+  with pytest.raises(ValueError, match="--reconstruction='l1': expected one of mse, bernoulli"):
+    objectives.reconstruction_error(x, out, "l1")
+
+
+@pytest.fixture(scope="module")
+def tiny_ae():
+  ae = models.build_autoencoder("mlp", IMG, latent_dim=2, hidden=(8,))
+  params = ae.init(jax.random.PRNGKey(0), jnp.zeros((1, *IMG)))["params"]
+  x = jax.random.uniform(jax.random.PRNGKey(1), (5, *IMG))
+  return ae, params, {"image": x}
+
+
+def test_denoising_loss_encodes_the_corrupted_input_and_targets_the_clean_image(tiny_ae):
+  ae, params, batch = tiny_ae
+  rng = jax.random.PRNGKey(7)
+  loss, metrics = objectives.make_autoencoder_loss(ae, "mse", "masking", 0.5)(params, batch, rng)
+  noisy = data.corrupt(rng, batch["image"], "masking", 0.5)
+  out = ae.apply({"params": params}, noisy)
+  clean_target = ((batch["image"] - _sigmoid(out)) ** 2).sum((1, 2, 3)).mean()
+  noisy_target = ((noisy - _sigmoid(out)) ** 2).sum((1, 2, 3)).mean()
+  np.testing.assert_allclose(loss, clean_target, rtol=1e-5)
+  assert abs(float(loss) - noisy_target) > 1e-3
+  assert float(metrics["recon"]) == float(loss)
+  # Without corruption it is the plain autoencoder: the input is the target.
+  plain, _ = objectives.make_autoencoder_loss(ae, "bernoulli")(params, batch, rng)
+  out = ae.apply({"params": params}, batch["image"])
+  np.testing.assert_allclose(
+      plain, objectives.reconstruction_error(batch["image"], out, "bernoulli").mean(), rtol=1e-6)
+
+
+def test_classifier_loss_is_softmax_cross_entropy():
+  clf = models.build_classifier("mlp", 3, (8,), num_classes=4)
+  x = jax.random.uniform(jax.random.PRNGKey(0), (6, *IMG))
+  params = clf.init(jax.random.PRNGKey(1), x)["params"]
+  labels = jnp.array([0, 1, 2, 3, 0, 1])
+  loss, m = objectives.make_classifier_loss(clf)(params, {"image": x, "label": labels}, None)
+  logits = np.asarray(clf.apply({"params": params}, x), np.float64)
+  log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+  np.testing.assert_allclose(loss, -log_p[np.arange(6), labels].mean(), rtol=1e-5)
+  np.testing.assert_allclose(m["error"], (logits.argmax(-1) != labels).mean())
+
+
+def test_m2_loss_matches_a_direct_computation():
+  """On a tiny M2 whose decoder ignores z, L(x, y) has no noise: check every term by hand.
+
+  L(x, y) = log p(x|y) - KL(q(z|x, y) || N(0, I)) - log K;
+  U(x) = sum_y q(y|x) L(x, y) + H(q(y|x));
+  loss = -mean L(x_l, y_l) - mean U(x_u) + alpha * mean CE(q(y_l|x_l)).
+  """
+  k, latent = 3, 2
+  m2 = models.build_m2("mlp", IMG, latent, (8,), 1, num_classes=k)
+  x_u = (jax.random.uniform(jax.random.PRNGKey(0), (4, *IMG)) > 0.5).astype(jnp.float32)
+  x_l = (jax.random.uniform(jax.random.PRNGKey(1), (4, *IMG)) > 0.5).astype(jnp.float32)
+  y_l = jnp.array([0, 2, 1, 2])
+  params = m2.init(jax.random.PRNGKey(2), x_u)["params"]
+  first = params["decoder"]["Dense_0"]
+  params["decoder"]["Dense_0"] = {**first, "kernel": first["kernel"].at[:latent].set(0.0)}
+  lik = objectives.make_likelihood("bernoulli")
+  alpha = 2.5
+  batch = {"image": x_u, "labelled_image": x_l, "label": y_l}
+  for rng in (jax.random.PRNGKey(3), jax.random.split(jax.random.PRNGKey(3), 4)):
+    loss, m = objectives.make_m2_loss(m2, lik, alpha)(params, batch, rng)
+
+    def bound(x, y):  # by hand, for one example and one class
+      onehot = np.eye(k)[y][None]
+      mean, log_var = m2.apply({"params": params}, x[None], onehot, method=m2.encode)
+      logits = m2.apply({"params": params}, mean, onehot, method=m2.decode)   # z is ignored
+      p = _sigmoid(logits[0])
+      log_px = (np.asarray(x) * np.log(p) + (1 - np.asarray(x)) * np.log(1 - p)).sum()
+      mean, log_var = np.asarray(mean, np.float64), np.asarray(log_var, np.float64)
+      kl = 0.5 * (mean ** 2 + np.exp(log_var) - 1 - log_var).sum()
+      return log_px - kl - np.log(k)
+
+    def q(x):
+      logits = np.asarray(m2.apply({"params": params}, x, method=m2.classify), np.float64)
+      return np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+
+    bound_l = np.array([bound(x_l[i], int(y_l[i])) for i in range(4)])
+    q_u = q(x_u)
+    bound_u = np.array([sum(q_u[i, y] * bound(x_u[i], y) for y in range(k))
+                        - (q_u[i] * np.log(q_u[i])).sum() for i in range(4)])
+    ce = -np.log(q(x_l)[np.arange(4), y_l])
+    np.testing.assert_allclose(m["labelled_bound"], bound_l.mean(), rtol=1e-4)
+    np.testing.assert_allclose(m["unlabelled_bound"], bound_u.mean(), rtol=1e-4)
+    np.testing.assert_allclose(m["ce"], ce.mean(), rtol=1e-4)
+    np.testing.assert_allclose(loss, -bound_l.mean() - bound_u.mean() + alpha * ce.mean(),
+                               rtol=1e-4)

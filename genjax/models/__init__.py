@@ -7,6 +7,9 @@ from typing import Callable, Sequence
 import flax.linen as nn
 import jax
 
+from genjax.models.autoencoder import Autoencoder
+from genjax.models.classifier import Classifier
+from genjax.models.cvae import CVAE, M2
 from genjax.models.decoders import ConvDecoder, MLPDecoder
 from genjax.models.encoders import ConvEncoder, MLPEncoder
 from genjax.models.vae import VAE
@@ -14,6 +17,35 @@ from genjax.models.vae import VAE
 ARCHITECTURES = ("mlp", "conv")
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": nn.relu, "tanh": nn.tanh, "elu": nn.elu, "gelu": nn.gelu}
+
+
+def build_encoder(model: str, latent_dim: int, hidden: Sequence[int], activation: str = "relu",
+                  stochastic: bool = True) -> nn.Module:
+  """An MLP or conv encoder; ``hidden`` are its dense widths, in order."""
+  _check(model, activation)
+  act = ACTIVATIONS[activation]
+  if model == "mlp":
+    return MLPEncoder(latent_dim, tuple(hidden), act, stochastic)
+  return ConvEncoder(latent_dim, hidden=tuple(hidden), activation=act, stochastic=stochastic)
+
+
+def build_decoder(model: str, image_shape: Sequence[int], hidden: Sequence[int],
+                  output_channels: int, activation: str = "relu") -> nn.Module:
+  """An MLP or conv-transpose decoder mirroring ``build_encoder`` (``hidden`` reversed)."""
+  _check(model, activation)
+  act = ACTIVATIONS[activation]
+  height, width, _ = image_shape
+  out_shape = (height, width, output_channels)
+  if model == "mlp":
+    return MLPDecoder(out_shape, tuple(hidden)[::-1], act)
+  return ConvDecoder(out_shape, hidden=tuple(hidden)[::-1], activation=act)
+
+
+def _check(model: str, activation: str) -> None:
+  if model not in ARCHITECTURES:
+    raise ValueError(f"model={model!r}: expected one of {', '.join(ARCHITECTURES)}")
+  if activation not in ACTIVATIONS:
+    raise ValueError(f"activation={activation!r}: expected one of {', '.join(ACTIVATIONS)}")
 
 
 def build_vae(model: str, image_shape: Sequence[int], latent_dim: int,
@@ -24,22 +56,43 @@ def build_vae(model: str, image_shape: Sequence[int], latent_dim: int,
   ``hidden`` are the dense widths (the encoder's in order, the decoder's reversed);
   ``output_channels`` is the decoder's channels per pixel (see ``decoders``).
   """
-  if model not in ARCHITECTURES:
-    raise ValueError(f"model={model!r}: expected one of {', '.join(ARCHITECTURES)}")
-  if activation not in ACTIVATIONS:
-    raise ValueError(f"activation={activation!r}: expected one of {', '.join(ACTIVATIONS)}")
-  act = ACTIVATIONS[activation]
-  height, width, _ = image_shape
-  out_shape = (height, width, output_channels)
-  hidden = tuple(hidden)
-  if model == "mlp":
-    encoder = MLPEncoder(latent_dim, hidden, act)
-    decoder = MLPDecoder(out_shape, hidden[::-1], act)
-  else:
-    encoder = ConvEncoder(latent_dim, hidden=hidden, activation=act)
-    decoder = ConvDecoder(out_shape, hidden=hidden[::-1], activation=act)
-  return VAE(encoder, decoder, latent_dim)
+  return VAE(build_encoder(model, latent_dim, hidden, activation),
+             build_decoder(model, image_shape, hidden, output_channels, activation), latent_dim)
 
 
-__all__ = ["ARCHITECTURES", "ACTIVATIONS", "ConvDecoder", "ConvEncoder", "MLPDecoder",
-           "MLPEncoder", "VAE", "build_vae"]
+def build_autoencoder(model: str, image_shape: Sequence[int], latent_dim: int,
+                      hidden: Sequence[int], activation: str = "relu") -> Autoencoder:
+  """A deterministic autoencoder with the VAE's architecture (one output channel per pixel)."""
+  return Autoencoder(build_encoder(model, latent_dim, hidden, activation, stochastic=False),
+                     build_decoder(model, image_shape, hidden, image_shape[-1], activation),
+                     latent_dim)
+
+
+def build_classifier(model: str, latent_dim: int, hidden: Sequence[int], num_classes: int,
+                     activation: str = "relu", stochastic: bool = False) -> Classifier:
+  """An encoder (Gaussian when ``stochastic``, to take a VAE's) with a linear head."""
+  return Classifier(build_encoder(model, latent_dim, hidden, activation, stochastic),
+                    num_classes)
+
+
+def build_cvae(model: str, image_shape: Sequence[int], latent_dim: int, hidden: Sequence[int],
+               output_channels: int, activation: str = "relu") -> CVAE:
+  """A conditional VAE: the VAE's architecture with the condition appended to the features."""
+  return CVAE(build_encoder(model, latent_dim, hidden, activation),
+              build_decoder(model, image_shape, hidden, output_channels, activation), latent_dim)
+
+
+def build_m2(model: str, image_shape: Sequence[int], latent_dim: int, hidden: Sequence[int],
+             output_channels: int, num_classes: int, activation: str = "relu") -> M2:
+  """M2 (Kingma et al. 2014): a conditional VAE plus a classifier q(y|x) of the same
+  encoder architecture."""
+  return M2(build_encoder(model, latent_dim, hidden, activation),
+            build_decoder(model, image_shape, hidden, output_channels, activation),
+            build_classifier(model, latent_dim, hidden, num_classes, activation),
+            latent_dim, num_classes)
+
+
+__all__ = ["ARCHITECTURES", "ACTIVATIONS", "Autoencoder", "CVAE", "Classifier", "ConvDecoder",
+           "ConvEncoder", "M2", "MLPDecoder", "MLPEncoder", "VAE", "build_autoencoder",
+           "build_classifier", "build_cvae", "build_decoder", "build_encoder", "build_m2",
+           "build_vae"]

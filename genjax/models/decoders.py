@@ -2,7 +2,8 @@
 
 ``output_shape`` is (H, W, C_out); C_out is the image's channels times the number
 of parameters the likelihood needs per pixel (1 for Bernoulli logits or a
-fixed-variance Gaussian mean, 2 for a Gaussian with learned variance).
+fixed-variance Gaussian mean, 2 for a Gaussian with learned variance). A condition
+``c: [batch, C]`` is concatenated to z before the first layer, giving p(x|z, c).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Callable, Sequence
 import flax.linen as nn
 import jax
 import numpy as np
+
+from genjax.models.encoders import concat_condition
 
 
 class MLPDecoder(nn.Module):
@@ -24,8 +27,8 @@ class MLPDecoder(nn.Module):
   activation: Callable[[jax.Array], jax.Array] = nn.relu
 
   @nn.compact
-  def __call__(self, z: jax.Array) -> jax.Array:
-    h = z
+  def __call__(self, z: jax.Array, condition: jax.Array | None = None) -> jax.Array:
+    h = concat_condition(z, condition)
     for width in self.hidden:
       h = self.activation(nn.Dense(width)(h))
     out = nn.Dense(int(np.prod(self.output_shape)))(h)
@@ -44,13 +47,13 @@ class ConvDecoder(nn.Module):
   activation: Callable[[jax.Array], jax.Array] = nn.relu
 
   @nn.compact
-  def __call__(self, z: jax.Array) -> jax.Array:
+  def __call__(self, z: jax.Array, condition: jax.Array | None = None) -> jax.Array:
     height, width, channels = self.output_shape
     scale = 2 ** len(self.features)
     if height % scale or width % scale:
       raise ValueError(f"ConvDecoder: output_shape {tuple(self.output_shape)} must have H and W "
                        f"divisible by {scale} (2 ** len(features)).")
-    h = z
+    h = concat_condition(z, condition)
     for w in self.hidden:
       h = self.activation(nn.Dense(w)(h))
     h = self.activation(nn.Dense(height // scale * width // scale * self.features[0])(h))

@@ -1,4 +1,10 @@
-"""Encoders: images -> parameters (mean, log_var) of a diagonal Gaussian over z."""
+"""Encoders: images (and an optional condition) -> a code.
+
+A Gaussian encoder (``stochastic=True``, the VAE's) returns ``(mean, log_var)`` of
+q(z|x); a deterministic one (the autoencoder's) returns the code z itself. A condition
+``c: [batch, C]`` (a one-hot label or an attribute vector) is concatenated to the
+flattened features before the dense layers, giving q(z|x, c).
+"""
 
 from __future__ import annotations
 
@@ -8,44 +14,56 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+Code = jax.Array | tuple[jax.Array, jax.Array]
+
+
+def concat_condition(h: jax.Array, condition: jax.Array | None) -> jax.Array:
+  """[batch, F] features with a [batch, C] condition appended (unchanged when None)."""
+  return h if condition is None else jnp.concatenate([h, condition.astype(h.dtype)], -1)
+
+
+def _heads(h: jax.Array, latent_dim: int, stochastic: bool) -> Code:
+  """(mean, log_var) heads, or one deterministic ``code`` head."""
+  if not stochastic:
+    return nn.Dense(latent_dim, name="code")(h)
+  return nn.Dense(latent_dim, name="mean")(h), nn.Dense(latent_dim, name="log_var")(h)
+
 
 class MLPEncoder(nn.Module):
-  """Flatten, ``len(hidden)`` dense layers, then a dense head to (mean, log_var).
+  """Flatten, ``len(hidden)`` dense layers, then the head(s).
 
-  x: [batch, H, W, C] -> mean, log_var: [batch, latent_dim].
+  x: [batch, H, W, C] -> mean, log_var: [batch, latent_dim] (or z: [batch, latent_dim]).
   """
   latent_dim: int
   hidden: Sequence[int] = (400,)
   activation: Callable[[jax.Array], jax.Array] = nn.relu
+  stochastic: bool = True
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-    h = x.reshape(x.shape[0], -1)
+  def __call__(self, x: jax.Array, condition: jax.Array | None = None) -> Code:
+    h = concat_condition(x.reshape(x.shape[0], -1), condition)
     for width in self.hidden:
       h = self.activation(nn.Dense(width)(h))
-    mean = nn.Dense(self.latent_dim, name="mean")(h)
-    log_var = nn.Dense(self.latent_dim, name="log_var")(h)
-    return mean, log_var
+    return _heads(h, self.latent_dim, self.stochastic)
 
 
 class ConvEncoder(nn.Module):
-  """Strided 3x3 convolutions (each halves H and W), then dense layers to (mean, log_var).
+  """Strided 3x3 convolutions (each halves H and W), then dense layers to the head(s).
 
-  x: [batch, H, W, C] -> mean, log_var: [batch, latent_dim].
+  x: [batch, H, W, C] -> mean, log_var: [batch, latent_dim] (or z: [batch, latent_dim]).
   """
   latent_dim: int
   features: Sequence[int] = (32, 64)
   hidden: Sequence[int] = (256,)
   activation: Callable[[jax.Array], jax.Array] = nn.relu
+  stochastic: bool = True
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+  def __call__(self, x: jax.Array, condition: jax.Array | None = None) -> Code:
     h = x
     for f in self.features:
       h = self.activation(nn.Conv(f, kernel_size=(3, 3), strides=(2, 2), padding="SAME")(h))
-    h = h.reshape(h.shape[0], -1)
+    h = concat_condition(h.reshape(h.shape[0], -1), condition)
     for width in self.hidden:
       h = self.activation(nn.Dense(width)(h))
-    mean = nn.Dense(self.latent_dim, name="mean")(h)
-    log_var = nn.Dense(self.latent_dim, name="log_var")(h)
-    return mean, log_var
+    return _heads(h, self.latent_dim, self.stochastic)
