@@ -7,13 +7,16 @@ the run before anything is written, with absl's one-line
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import Any, Callable
 
-from absl import flags
+from absl import flags, logging
 import jax
+import numpy as np
 
-from genjax import data, models, objectives, parallel, train
+from genjax import (checkpoint, data, distributions, models, objectives, parallel, train,
+                    workdir)
 
 flags.DEFINE_string("workdir", None, "Directory for config, checkpoints, metrics, figures and "
                     "results. A rerun with the same workdir resumes.", required=True)
@@ -62,6 +65,18 @@ flags.DEFINE_enum("preprocess", "dynamic", data.PREPROCESSING,
 flags.DEFINE_integer("eval_batch_size", 1000, "Batch size of test-set evaluation.",
                      lower_bound=1)
 
+# Studies over several seeds, and the autoencoder family (train_ae, anomaly, semi_supervised).
+flags.DEFINE_integer("seeds", 3, "Seeds per configuration: initialisations (and, with labels, "
+                     "labelled subsets); replicas train together where they share data.",
+                     lower_bound=1)
+flags.DEFINE_enum("reconstruction", "bernoulli", objectives.RECONSTRUCTIONS,
+                  "Autoencoder reconstruction loss: binary cross-entropy or squared error, "
+                  "summed over pixels.")
+flags.DEFINE_enum("corruption", "gaussian", data.CORRUPTIONS,
+                  "Corruption of a denoising autoencoder's input (and of the denoising test).")
+flags.DEFINE_float("noise_level", 0.3, "Corruption level: the noise std for gaussian, the pixel "
+                   "rate for masking and salt_and_pepper.", lower_bound=0.0)
+
 flags.register_validator(
     "hidden", lambda v: len(v) > 0 and all(s.strip().isdigit() and int(s) > 0 for s in v),
     message="must be comma-separated positive integers, e.g. --hidden=400 or --hidden=200,200")
@@ -71,10 +86,18 @@ def hidden_sizes() -> tuple[int, ...]:
   return tuple(int(s) for s in flags.FLAGS.hidden)
 
 
-def make_preprocess(mode: str) -> train.Preprocess:
-  """The per-batch preprocessing of ``--preprocess`` as a ``train.Preprocess``."""
+def make_preprocess(mode: str, image_keys: tuple[str, ...] = ("image",)) -> train.Preprocess:
+  """The per-batch preprocessing of ``--preprocess`` as a ``train.Preprocess``.
+
+  Applies to each entry of ``image_keys`` (e.g. M2's ``labelled_image`` too), the i-th
+  with key ``fold_in(rng, i)`` (the first with ``rng`` itself), so they draw independently.
+  """
   def preprocess(batch, rng):
-    return {**batch, "image": data.preprocess(batch["image"], rng, mode)}
+    out = dict(batch)
+    for i, key in enumerate(image_keys):
+      key_rng = rng if i == 0 else distributions.fold_in_keys(rng, i)
+      out[key] = data.preprocess(batch[key], key_rng, mode)
+    return out
   return preprocess
 
 
@@ -93,3 +116,101 @@ def run_or_exit(name: str, run: Callable[[Any], Any], config: Any) -> Any:
 def params_digest(params: Any) -> float:
   """Sum of squares of every parameter: a cheap fingerprint to compare runs or processes."""
   return float(sum(jax.numpy.sum(jax.numpy.square(x)) for x in jax.tree.leaves(params)))
+
+
+def config_from_flags(cls: type, **overrides: Any) -> Any:
+  """The frozen dataclass ``cls`` filled from the flags of the same names (``--hidden`` as a
+  tuple of ints), then ``overrides``."""
+  values = {f.name: flags.FLAGS[f.name].value for f in dataclasses.fields(cls)
+            if f.name not in overrides}
+  if "hidden" in values:
+    values["hidden"] = hidden_sizes()
+  return cls(**values, **overrides)
+
+
+def flag_or(name: str, default: Any) -> Any:
+  """The flag's value when given on the command line, else this experiment's ``default``."""
+  return flags.FLAGS[name].value if flags.FLAGS[name].present else default
+
+
+def prepare_run(config: Any, needs_labels: bool = False,
+                check: Callable[[data.Dataset], None] | None = None
+                ) -> tuple[data.Dataset, parallel.Placement]:
+  """Loads and prepares ``config.dataset``, places the step, checks the batch (and runs the
+  experiment's own ``check`` of the data set), then writes config.json: everything an
+  experiment checks at the border, before any work.
+
+  Raises ValueError / FileNotFoundError (one line each) before anything is written.
+  """
+  dataset = data.prepare(data.load(config.dataset, config.data_dir, config.download),
+                         config.preprocess)
+  logging.info("data: %s from %s, %d train / %d test", dataset.name, dataset.source,
+               len(dataset.train_images), len(dataset.test_images))
+  if needs_labels and np.any(dataset.train_labels < 0):
+    raise ValueError(f"--dataset={config.dataset} has no labels: use --dataset=mnist or "
+                     "--dataset=fashion_mnist")
+  if config.batch_size > len(dataset.train_images):
+    raise ValueError(f"--batch_size={config.batch_size} exceeds the "
+                     f"{len(dataset.train_images)} training examples of --dataset={config.dataset}")
+  placement = parallel.make_placement(config.parallel)
+  parallel.check_batch_size(placement, config.batch_size)
+  if check is not None:
+    check(dataset)
+  workdir.check_or_write_config(config.workdir, dataclasses.asdict(config))
+  return dataset, placement
+
+
+def fit_and_checkpoint(config: Any, state: train.TrainState, step: train.StepFn,
+                       train_data: dict, *, run_dir: str, data_rng: jax.Array,
+                       preprocess: train.Preprocess, placement: parallel.Placement,
+                       evaluate: Callable[[Any], dict] | None = None,
+                       epochs: int | None = None, name: str = "") -> train.TrainState:
+  """Trains (resuming from ``run_dir/checkpoints``) and returns the final state.
+
+  Uses ``config.batch_size``, ``config.steps_per_chunk``, ``config.eval_every`` and
+  ``config.checkpoint_every`` (``epochs`` defaults to ``config.epochs``). Appends every
+  chunk's metrics (and ``evaluate(params)`` every ``eval_every`` epochs and at the end)
+  to ``run_dir/metrics.jsonl``; checkpoints every ``checkpoint_every`` epochs and at the end.
+  """
+  epochs = epochs or config.epochs
+  manager = checkpoint.make_manager(run_dir)
+  state, restored = checkpoint.restore_latest(manager, state)
+  if restored is not None:
+    logging.info("%s: resumed from checkpoint at step %d", name or run_dir, restored)
+  writer = workdir.MetricsWriter(run_dir)
+  chunks = train.fit(state, step, train_data, batch_size=config.batch_size, num_epochs=epochs,
+                     data_rng=data_rng, preprocess=preprocess,
+                     steps_per_chunk=config.steps_per_chunk or None, placement=placement)
+  for i, (state, log) in enumerate(chunks):
+    writer.write({**log, "includes_compile": int(i == 0)})
+    epoch = round(log["epoch"])
+    if log["epoch_end"]:
+      last = epoch == epochs
+      if evaluate is not None and (epoch % config.eval_every == 0 or last):
+        writer.write({"step": log["step"], "epoch": epoch, **evaluate(state.params)})
+      if epoch % config.checkpoint_every == 0 or last:
+        checkpoint.save(manager, state, log["step"])
+    logging.info("%s epoch %.2f step %d loss %.3f (%.0f ex/s)", name, log["epoch"],
+                 log["step"], log["loss"], log["examples_per_s"])
+  writer.close()
+  return state
+
+
+def train_seconds(run_dir: str) -> float:
+  """Seconds spent in train chunks over all invocations of the run (compiles included)."""
+  return sum(r.get("seconds", 0.0) for r in workdir.read_metrics(run_dir))
+
+
+def steady_examples_per_s(run_dir: str) -> float:
+  """Training throughput over all logged chunks that did not include compilation."""
+  chunks = [r for r in workdir.read_metrics(run_dir)
+            if "examples_per_s" in r and not r.get("includes_compile")]
+  seconds = sum(r["seconds"] for r in chunks)
+  return (sum(r["examples_per_s"] * r["seconds"] for r in chunks) / seconds if seconds
+          else float("nan"))
+
+
+def mean_and_std(values: list[float]) -> tuple[float, float]:
+  """Mean and sample standard deviation (0 for a single value) over seeds."""
+  values = np.asarray(values, np.float64)
+  return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0

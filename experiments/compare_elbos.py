@@ -25,13 +25,11 @@ import numpy as np
 import optax
 
 from experiments import common
-from genjax import (checkpoint, data, evaluate, models, objectives, parallel, plotting, train,
+from genjax import (data, evaluate, models, objectives, parallel, plotting, train,
                     workdir)
 
 flags.DEFINE_string("variants", "elbo,elbo_mc,beta=0.5,iwae=5,iwae=50,iwae_dreg=50,elbo_stl",
                     "Comma-separated variants: " + ", ".join(objectives.VARIANT_FORMS) + ".")
-flags.DEFINE_integer("seeds", 3, "Seeds per variant (replicas trained together by vmap).",
-                     lower_bound=1)
 flags.DEFINE_bool("iwae_arch", False, "Use the IWAE paper's one-stochastic-layer network "
                   "(784-200-200-50, tanh) instead of --hidden/--latent_dim/--activation.")
 flags.DEFINE_integer("ll_samples", 5000, "Importance samples K for the test log-likelihood.",
@@ -94,11 +92,8 @@ class Config:
 
 
 def config_from_flags() -> Config:
-  values = {f.name: FLAGS[f.name].value for f in dataclasses.fields(Config)}
-  values["hidden"] = common.hidden_sizes()
-  if values["iwae_arch"]:
-    values.update(IWAE_ARCH)
-  return Config(**values)
+  config = common.config_from_flags(Config)
+  return dataclasses.replace(config, **IWAE_ARCH) if config.iwae_arch else config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,14 +114,7 @@ class Setup:
 def run(config: Config) -> dict[str, float]:
   """Trains and evaluates every variant; writes every workdir file; returns results."""
   variants = objectives.parse_variants(config.variants)
-  dataset = data.prepare(data.load(config.dataset, config.data_dir, config.download),
-                         config.preprocess)
-  if config.batch_size > len(dataset.train_images):
-    raise ValueError(f"--batch_size={config.batch_size} exceeds the "
-                     f"{len(dataset.train_images)} training examples of --dataset={config.dataset}")
-  placement = parallel.make_placement(config.parallel)
-  parallel.check_batch_size(placement, config.batch_size)
-  workdir.check_or_write_config(config.workdir, dataclasses.asdict(config))
+  dataset, placement = common.prepare_run(config)
   setup = _setup(config, dataset, placement)
   rows = {}
   for variant in variants:
@@ -172,10 +160,6 @@ def _run_variant(config: Config, setup: Setup, variant: objectives.Objective) ->
       jnp.arange(config.seeds) + 1000)
   state = jax.vmap(lambda p, r: train.create_train_state(p, setup.optimizer, r))(
       setup.init_params, rngs)
-  manager = checkpoint.make_manager(vdir)
-  state, restored = checkpoint.restore_latest(manager, state)
-  if restored is not None:
-    logging.info("%s: resumed at step %d", variant.name, restored)
   eval_rng = jax.random.PRNGKey(config.seed + 10_001)
 
   def test_elbo(params) -> dict[str, list[float]]:
@@ -184,24 +168,10 @@ def _run_variant(config: Config, setup: Setup, variant: objectives.Objective) ->
 
   step = jax.vmap(train.make_train_step(loss_fn, setup.optimizer,
                                         axis_name=setup.placement.axis_name), in_axes=(0, None))
-  writer = workdir.MetricsWriter(vdir)
-  chunks = train.fit(state, step, {"image": setup.dataset.train_images},
-                     batch_size=config.batch_size, num_epochs=config.epochs,
-                     data_rng=jax.random.PRNGKey(config.seed + 20_000),
-                     preprocess=setup.preprocess, steps_per_chunk=config.steps_per_chunk or None,
-                     placement=setup.placement)
-  for i, (state, log) in enumerate(chunks):
-    writer.write({**log, "includes_compile": int(i == 0)})
-    epoch = round(log["epoch"])
-    if log["epoch_end"]:
-      last = epoch == config.epochs
-      if epoch % config.eval_every == 0 or last:
-        writer.write({"step": log["step"], "epoch": epoch, **test_elbo(state.params)})
-      if epoch % config.checkpoint_every == 0 or last:
-        checkpoint.save(manager, state, log["step"])
-    logging.info("%s: epoch %.2f loss %.2f elbo %.2f", variant.name, log["epoch"], log["loss"],
-                 log["elbo"])
-  writer.close()
+  state = common.fit_and_checkpoint(
+      config, state, step, {"image": setup.dataset.train_images}, run_dir=vdir,
+      data_rng=jax.random.PRNGKey(config.seed + 20_000), preprocess=setup.preprocess,
+      placement=setup.placement, evaluate=test_elbo, name=variant.name)
   return _evaluate_variant(config, setup, variant, loss_fn, state.params, vdir,
                            test_elbo(state.params), start)
 
@@ -226,10 +196,7 @@ def _evaluate_variant(config, setup, variant, loss_fn, params, vdir, final, star
   per_seed = {k: [] for k in METRICS}
   kl_per_dim = []
   records = workdir.read_metrics(vdir)
-  train_s = sum(r.get("seconds", 0.0) for r in records)
-  steady = [r for r in records if "examples_per_s" in r and not r.get("includes_compile")]
-  ex_per_s = (sum(r["examples_per_s"] * r["seconds"] for r in steady)
-              / max(sum(r["seconds"] for r in steady), 1e-9)) if steady else float("nan")
+  train_s, ex_per_s = common.train_seconds(vdir), common.steady_examples_per_s(vdir)
   for s in range(config.seeds):
     p = _unstack(params, s)
     ll = ll_eval(p, *ll_batches, jax.random.PRNGKey(config.seed + 40_000 + s))
@@ -246,8 +213,7 @@ def _evaluate_variant(config, setup, variant, loss_fn, params, vdir, final, star
   per_seed["wall_s"] = [time.perf_counter() - start] * config.seeds  # all seeds at once
   row = {}
   for k, v in per_seed.items():
-    row[k] = float(np.mean(v))
-    row[f"{k}_std"] = float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
+    row[k], row[f"{k}_std"] = common.mean_and_std(v)
   row["per_seed"] = per_seed
   row["kl_per_dim"] = kl_per_dim
   row["curve"] = [(r["epoch"], float(np.mean(r["test_elbo"])))
@@ -280,8 +246,6 @@ def _write_outputs(config: Config, variants, rows: dict) -> None:
   flat.update(dataset=config.dataset, epochs=config.epochs, seeds=config.seeds,
               ll_samples=config.ll_samples,
               ll_examples=config.ll_examples or None, device=jax.devices()[0].device_kind)
-  with open(os.path.join(config.workdir, workdir.RESULTS_JSON), "w") as f:
-    json.dump(flat, f, indent=2)
   with open(os.path.join(config.workdir, "results.csv"), "w", newline="") as f:
     out = csv.writer(f)
     out.writerow(["variant", *[c for k in METRICS for c in (k, f"{k}_std")]])
@@ -289,13 +253,11 @@ def _write_outputs(config: Config, variants, rows: dict) -> None:
       out.writerow([name, *[rows[name][c] for k in METRICS for c in (k, f"{k}_std")]])
   shown = ("test_nll", "test_elbo", "test_kl", "active_units", "encoder_grad_snr",
            "decoder_grad_snr", "train_s", "wall_s")
-  lines = [f"# ELBO variants on {config.dataset} ({config.epochs} epochs, {config.seeds} "
-           f"seeds, mean ± std over seeds)", "",
-           "| variant | " + " | ".join(shown) + " |", "|---" * (len(shown) + 1) + "|"]
+  table = ["| variant | " + " | ".join(shown) + " |", "|---" * (len(shown) + 1) + "|"]
   for name in names:
     cells = [f"{rows[name][k]:.2f} ± {rows[name][k + '_std']:.2f}" for k in shown]
-    lines.append(f"| {name} | " + " | ".join(cells) + " |")
-  lines += ["", " ".join([
+    table.append(f"| {name} | " + " | ".join(cells) + " |")
+  notes = " ".join([
       f"test_nll: -log p(x) by importance sampling with K={config.ll_samples} on",
       f"{config.ll_examples or 'all'} test examples (a fixed random subset when not all;",
       "nats; its Monte Carlo standard error is test_ll_se in results.json).",
@@ -306,9 +268,10 @@ def _write_outputs(config: Config, variants, rows: dict) -> None:
       "estimator on one fixed training batch. train_s: seconds of training for all seeds",
       "together (all invocations of the run); wall_s: this invocation's seconds on the",
       "variant, training and evaluation. Per-dimension KL and per-seed values:",
-      "variants/NAME/results.json."])]
-  with open(os.path.join(config.workdir, workdir.RESULTS_MD), "w") as f:
-    f.write("\n".join(lines) + "\n")
+      "variants/NAME/results.json."])
+  workdir.write_results(config.workdir, flat, table=table, notes=notes,
+                        title=f"ELBO variants on {config.dataset} ({config.epochs} epochs, "
+                              f"{config.seeds} seeds, mean ± std over seeds)")
   epochs = sorted({e for name in names for e, _ in rows[name]["curve"]})
   plotting.save_curves(os.path.join(config.workdir, "curves.png"), epochs,
                        {name: [v for _, v in rows[name]["curve"]] for name in names},

@@ -1,7 +1,9 @@
 """Train a VAE (negative ELBO, reparameterization) and report its test ELBO.
 
 Writes into --workdir: config.json, metrics.jsonl (+ tensorboard/), checkpoints/,
-samples.png (decoded prior samples), reconstructions.png, results.json, results.md.
+samples.png (decoded prior samples), reconstructions.png, results.json, results.md; with
+--latent_dim=2 also manifold.png (the decoder over a grid of prior quantiles) and
+latent_scatter.png (test encodings coloured by label).
 """
 
 from __future__ import annotations
@@ -10,14 +12,14 @@ import dataclasses
 import os
 import time
 
-from absl import app, flags, logging
+from absl import app, flags
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
 from experiments import common
-from genjax import checkpoint, data, models, objectives, parallel, plotting, train, workdir
+from genjax import models, objectives, plotting, train, workdir
 
 flags.DEFINE_enum("kl", "analytic", objectives.KL_ESTIMATORS,
                   "KL(q(z|x) || p(z)): closed form or one-sample Monte Carlo.")
@@ -57,24 +59,13 @@ class Config:
 
 
 def config_from_flags() -> Config:
-  values = {f.name: FLAGS[f.name].value for f in dataclasses.fields(Config)}
-  values["hidden"] = common.hidden_sizes()
-  return Config(**values)
+  return common.config_from_flags(Config)
 
 
 def run(config: Config) -> dict[str, float]:
   """Trains (or resumes) and evaluates; writes every workdir file; returns results."""
   wall_start = time.perf_counter()
-  dataset = data.prepare(data.load(config.dataset, config.data_dir, config.download),
-                         config.preprocess)
-  logging.info("data: %s from %s, %d train / %d test", dataset.name, dataset.source,
-               len(dataset.train_images), len(dataset.test_images))
-  if config.batch_size > len(dataset.train_images):
-    raise ValueError(f"--batch_size={config.batch_size} exceeds the "
-                     f"{len(dataset.train_images)} training examples of --dataset={config.dataset}")
-  placement = parallel.make_placement(config.parallel)
-  parallel.check_batch_size(placement, config.batch_size)
-  workdir.check_or_write_config(config.workdir, dataclasses.asdict(config))
+  dataset, placement = common.prepare_run(config)
 
   likelihood = objectives.make_likelihood(config.likelihood, config.gaussian_std)
   image_shape = dataset.train_images.shape[1:]
@@ -85,11 +76,6 @@ def run(config: Config) -> dict[str, float]:
   params = model.init(init_rng, jnp.zeros((1, *image_shape), jnp.float32))["params"]
   optimizer = optax.adam(config.learning_rate)
   state = train.create_train_state(params, optimizer, state_rng)
-  manager = checkpoint.make_manager(config.workdir)
-  state, restored_step = checkpoint.restore_latest(manager, state)
-  if restored_step is not None:
-    logging.info("resumed from checkpoint at step %d", restored_step)
-
   loss_fn = objectives.make_elbo_loss(model, likelihood, config.kl, config.beta)
   terms_fn = objectives.make_elbo_terms(model, likelihood, config.kl)
   preprocess = common.make_preprocess(config.preprocess)
@@ -101,31 +87,19 @@ def run(config: Config) -> dict[str, float]:
   def test_metrics(params) -> dict[str, float]:
     return {f"test_{k}": float(v) for k, v in evaluate(params, *test_batches, eval_rng).items()}
 
-  writer = workdir.MetricsWriter(config.workdir)
   step = train.make_train_step(loss_fn, optimizer, axis_name=placement.axis_name)
-  chunks = train.fit(state, step, {"image": dataset.train_images}, batch_size=config.batch_size,
-                     num_epochs=config.epochs, data_rng=data_rng, preprocess=preprocess,
-                     steps_per_chunk=config.steps_per_chunk or None, placement=placement)
-  for i, (state, log) in enumerate(chunks):
-    writer.write({**log, "includes_compile": int(i == 0)})
-    epoch = round(log["epoch"])
-    if log["epoch_end"]:
-      last = epoch == config.epochs
-      if epoch % config.eval_every == 0 or last:
-        writer.write({"step": log["step"], "epoch": epoch, **test_metrics(state.params)})
-      if epoch % config.checkpoint_every == 0 or last:
-        checkpoint.save(manager, state, log["step"])
-    logging.info("epoch %.2f step %d loss %.2f elbo %.2f (%.0f ex/s)", log["epoch"], log["step"],
-                 log["loss"], log["elbo"], log["examples_per_s"])
-  writer.close()
+  state = common.fit_and_checkpoint(config, state, step, {"image": dataset.train_images},
+                                    run_dir=config.workdir, data_rng=data_rng,
+                                    preprocess=preprocess, placement=placement,
+                                    evaluate=test_metrics, name="train_vae")
 
   final = test_metrics(state.params)
   if workdir.is_primary():
     _write_figures(config, model, likelihood, state.params, dataset, sample_rng)
   results = {**final, "epochs": config.epochs, "steps": int(state.step),
-             "examples_per_s": _steady_examples_per_s(config.workdir),
+             "examples_per_s": common.steady_examples_per_s(config.workdir),
              "wall_s": time.perf_counter() - wall_start,
-             "train_s": _train_seconds(config.workdir),
+             "train_s": common.train_seconds(config.workdir),
              "num_params": int(sum(x.size for x in jax.tree.leaves(state.params))),
              "dataset": config.dataset, "data_source": dataset.source,
              "device": jax.devices()[0].device_kind, "num_devices": placement.num_devices,
@@ -140,19 +114,6 @@ def run(config: Config) -> dict[str, float]:
   return results
 
 
-def _train_seconds(run_dir: str) -> float:
-  """Seconds spent in train chunks over all invocations of the run (compiles included)."""
-  return sum(r.get("seconds", 0.0) for r in workdir.read_metrics(run_dir))
-
-
-def _steady_examples_per_s(run_dir: str) -> float:
-  """Training throughput over all logged chunks that did not include compilation."""
-  chunks = [r for r in workdir.read_metrics(run_dir)
-            if "examples_per_s" in r and not r.get("includes_compile")]
-  seconds = sum(r["seconds"] for r in chunks)
-  return sum(r["examples_per_s"] * r["seconds"] for r in chunks) / seconds if seconds else float("nan")
-
-
 def _write_figures(config: Config, model, likelihood, params, dataset, rng) -> None:
   variables = {"params": params}
   samples = likelihood.mean(model.apply(variables, rng, config.num_samples,
@@ -163,6 +124,24 @@ def _write_figures(config: Config, model, likelihood, params, dataset, rng) -> N
   recon = likelihood.mean(model.apply(variables, inputs))
   plotting.save_reconstructions(os.path.join(config.workdir, "reconstructions.png"), inputs,
                                 np.asarray(recon))
+  if config.latent_dim == 2:
+    _write_manifold(config, model, likelihood, params, dataset)
+
+
+def _write_manifold(config: Config, model, likelihood, params, dataset, n: int = 20) -> None:
+  """The 2-D latent space: decoded means over a grid of prior quantiles, and where the
+  test images land (posterior means, coloured by label)."""
+  quantiles = jax.scipy.special.ndtri(jnp.linspace(0.05, 0.95, n))   # N(0, 1) quantiles
+  z1, z2 = jnp.meshgrid(quantiles, quantiles[::-1])   # columns: z1 rising; rows: z2 falling
+  z = jnp.stack([z1.ravel(), z2.ravel()], -1)
+  grid = likelihood.mean(model.apply({"params": params}, z, method=model.decode))
+  plotting.save_image_grid(os.path.join(config.workdir, "manifold.png"), np.asarray(grid), n,
+                           title="decoder means over a grid of prior quantiles "
+                                 "(z1 left to right, z2 bottom to top)")
+  mean, _ = jax.jit(lambda x: model.apply({"params": params}, x, method=model.encode))(
+      dataset.test_images)
+  plotting.save_scatter(os.path.join(config.workdir, "latent_scatter.png"), np.asarray(mean),
+                        dataset.test_labels, title="test images in latent space (E_q[z|x])")
 
 
 def main(argv: list[str]) -> None:

@@ -85,6 +85,14 @@ def per_example_normal(rng: jax.Array, shape: tuple[int, ...], dtype=jnp.float32
   return jax.vmap(lambda k: jax.random.normal(k, shape[1:], dtype))(rng)
 
 
+def fold_in_keys(rng: jax.Array, value: int | jax.Array) -> jax.Array:
+  """``fold_in(rng, value)`` for one key (uint32[2]) or for each of a batch of keys
+  ([batch, 2]): derives independent streams without breaking per-example keys."""
+  if rng.ndim == 1:
+    return jax.random.fold_in(rng, value)
+  return jax.vmap(jax.random.fold_in, in_axes=(0, None))(rng, value)
+
+
 def reparameterize(rng: jax.Array, mean: jax.Array, log_var: jax.Array,
                    num_samples: int | None = None) -> jax.Array:
   """Reparameterized samples z = mean + sigma * eps, eps ~ N(0, I), sigma = exp(log_var / 2).

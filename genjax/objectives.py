@@ -429,13 +429,6 @@ def make_classifier_loss(model: nn.Module) -> LossFn:
   return loss_fn
 
 
-def _fold_keys(rng: jax.Array, data: int | jax.Array) -> jax.Array:
-  """fold_in(rng, data) for one key or for each of a batch of keys ([batch, 2])."""
-  if rng.ndim == 1:
-    return jax.random.fold_in(rng, data)
-  return jax.vmap(jax.random.fold_in, in_axes=(0, None))(rng, data)
-
-
 def m2_labelled_bound(model: nn.Module, likelihood: Likelihood, params: Any, x: jax.Array,
                       y: jax.Array, rng: jax.Array) -> jax.Array:
   """L(x, y) <= log p(x, y) of M2 (Kingma et al. 2014, Eq. 6), per example: [batch].
@@ -474,7 +467,7 @@ def make_m2_loss(model: nn.Module, likelihood: Likelihood, alpha: float) -> Loss
 
   def loss_fn(params: Any, batch: Batch, rng: jax.Array) -> tuple[jax.Array, Metrics]:
     x_u, x_l, y_l = batch["image"], batch["labelled_image"], batch["label"]
-    rng_l, rng_u = _fold_keys(rng, 0), _fold_keys(rng, 1)
+    rng_l, rng_u = D.fold_in_keys(rng, 0), D.fold_in_keys(rng, 1)
     bound_l = m2_labelled_bound(model, likelihood, params, x_l,
                                 jax.nn.one_hot(y_l, num_classes), rng_l)
     logits_l = classify(params, x_l)
@@ -486,7 +479,7 @@ def make_m2_loss(model: nn.Module, likelihood: Likelihood, alpha: float) -> Loss
     ys = jnp.repeat(jnp.eye(num_classes), b, axis=0)
     keys = rng_u                 # one key: a single draw of [K * batch, latent] noise
     if rng.ndim == 2:            # per-example keys: example b under class k uses fold_in(key_b, k)
-      keys = jnp.concatenate([_fold_keys(rng_u, k) for k in range(num_classes)])
+      keys = jnp.concatenate([D.fold_in_keys(rng_u, k) for k in range(num_classes)])
     bound_all = m2_labelled_bound(model, likelihood, params, xs, ys, keys)
     bound_all = bound_all.reshape(num_classes, b).T                       # [batch, K]
     log_q = jax.nn.log_softmax(classify(params, x_u))

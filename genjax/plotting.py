@@ -64,3 +64,54 @@ def save_curves(path: str, xs: Sequence[float], curves: dict[str, Sequence[float
   ax.legend()
   fig.savefig(path, bbox_inches="tight", dpi=100)
   plt.close(fig)
+
+
+def save_scatter(path: str, points: np.ndarray, labels: np.ndarray, title: str = "") -> None:
+  """2-D points [n, 2] coloured by integer label (a legend per label; grey when unlabelled)."""
+  points, labels = np.asarray(points), np.asarray(labels)
+  fig, ax = plt.subplots(figsize=(6, 5.5))
+  if np.all(labels < 0):
+    ax.scatter(points[:, 0], points[:, 1], s=2, c="grey", alpha=0.5)
+  else:
+    cmap = plt.get_cmap("tab10")
+    for c in np.unique(labels):
+      mask = labels == c
+      ax.scatter(points[mask, 0], points[mask, 1], s=2, color=cmap(int(c) % 10), label=str(c),
+                 alpha=0.6)
+    ax.legend(markerscale=5, fontsize=7, loc="best")
+  ax.set(xlabel="z1", ylabel="z2", title=title)
+  fig.savefig(path, bbox_inches="tight", dpi=100)
+  plt.close(fig)
+
+
+def save_image_rows(path: str, rows: dict[str, np.ndarray], title: str = "") -> None:
+  """One row of images per entry: ``{row label: images [n, H, W, C]}`` (equal n)."""
+  names = list(rows)
+  ncols = len(rows[names[0]])
+  fig, axes = plt.subplots(len(names), 1, figsize=(max(ncols * 0.6, 3), 0.75 * len(names) + 0.4),
+                           squeeze=False)
+  for ax, name in zip(axes[:, 0], names):
+    grid = image_grid(rows[name], ncols)
+    ax.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1,
+              interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+  if title:
+    fig.suptitle(title, fontsize=9)
+  fig.savefig(path, bbox_inches="tight", dpi=100)
+  plt.close(fig)
+
+
+def save_histograms(path: str, panels: dict[str, tuple[np.ndarray, np.ndarray]],
+                    labels: tuple[str, str] = ("normal", "anomalous")) -> None:
+  """One panel per score: overlaid histograms of its two groups ``(first, second)``."""
+  fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3), squeeze=False)
+  for ax, (name, (first, second)) in zip(axes[0], panels.items()):
+    bins = np.histogram_bin_edges(np.concatenate([first, second]), bins=50)
+    ax.hist(first, bins=bins, alpha=0.6, density=True, label=labels[0])
+    ax.hist(second, bins=bins, alpha=0.6, density=True, label=labels[1])
+    ax.set_title(name, fontsize=9)
+    ax.legend(fontsize=7)
+  fig.savefig(path, bbox_inches="tight", dpi=100)
+  plt.close(fig)

@@ -75,6 +75,15 @@ def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation,
   return step
 
 
+def freeze(optimizer: optax.GradientTransformation, params: Any,
+           frozen: tuple[str, ...]) -> optax.GradientTransformation:
+  """``optimizer`` for every top-level entry of ``params`` but those in ``frozen``, whose
+  updates are zero (e.g. a linear probe on a pre-trained ``"encoder"``)."""
+  labels = {k: jax.tree.map(lambda _, k=k: "frozen" if k in frozen else "trained", v)
+            for k, v in params.items()}
+  return optax.multi_transform({"trained": optimizer, "frozen": optax.set_to_zero()}, labels)
+
+
 def identity_preprocess(batch: Batch, rng: jax.Array) -> Batch:
   del rng
   return batch

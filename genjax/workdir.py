@@ -98,16 +98,22 @@ def read_metrics(workdir: str) -> list[dict[str, Any]]:
 
 
 def write_results(workdir: str, results: Mapping[str, Any], title: str,
-                  notes: str = "") -> None:
-  """Writes ``results.json`` (flat) and ``results.md`` (a two-column table); process 0 only."""
+                  notes: str = "", table: list[str] | None = None) -> None:
+  """Writes ``results.json`` (flat) and ``results.md``; process 0 only.
+
+  ``results.md`` is the title, ``table`` (markdown lines; by default a two-column table
+  of every result) and the notes.
+  """
   if not is_primary():
     return
   with open(os.path.join(workdir, RESULTS_JSON), "w") as f:
     json.dump(_jsonable(dict(results)), f, indent=2)
-  lines = [f"# {title}", "", "| metric | value |", "|---|---|"]
-  for key, value in results.items():
-    shown = f"{value:.4g}" if isinstance(value, float) else str(value)
-    lines.append(f"| {key} | {shown} |")
+  if table is None:
+    table = ["| metric | value |", "|---|---|"]
+    for key, value in results.items():
+      shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+      table.append(f"| {key} | {shown} |")
+  lines = [f"# {title}", "", *table]
   if notes:
     lines += ["", notes]
   with open(os.path.join(workdir, RESULTS_MD), "w") as f:

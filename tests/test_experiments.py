@@ -49,7 +49,7 @@ def test_train_vae_writes_every_workdir_file_and_resumes(data_dir, tmp_path):
   workdir = str(tmp_path / "run")
   results = _run([f"--workdir={workdir}", f"--data_dir={data_dir}", *TINY])
   for name in ("config.json", "metrics.jsonl", "samples.png", "reconstructions.png",
-               "results.json", "results.md"):
+               "results.json", "results.md", "manifold.png", "latent_scatter.png"):
     assert os.path.getsize(os.path.join(workdir, name)) > 0, name
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["16", "8"]
   stored = json.load(open(os.path.join(workdir, "results.json")))

@@ -124,3 +124,14 @@ def test_vmapped_replicas_train_like_separate_runs(setup):
     alone = [s for s, _ in train.fit(single, step, _data(), **kwargs)][-1]
     chex.assert_trees_all_close(jax.tree.map(lambda a: a[i], together.params), alone.params,
                                 rtol=1e-5, atol=1e-6)
+
+
+def test_freeze_trains_only_the_unfrozen_entries(setup):
+  model, lik, params, _, _ = setup
+  optimizer = train.freeze(optax.adam(1e-2), params, frozen=("encoder",))
+  step = train.make_train_step(objectives.make_elbo_loss(model, lik), optimizer)
+  state, _ = _fit(setup[:4] + (step,), train.create_train_state(params, optimizer,
+                                                                jax.random.PRNGKey(1)), 1)
+  chex.assert_trees_all_equal(state.params["encoder"], params["encoder"])
+  assert not np.allclose(state.params["decoder"]["Dense_0"]["kernel"],
+                         params["decoder"]["Dense_0"]["kernel"])
