@@ -15,8 +15,8 @@ from absl import flags, logging
 import jax
 import numpy as np
 
-from genjax import (checkpoint, data, distributions, models, objectives, parallel, train,
-                    workdir)
+from genjax import (checkpoint, data, distributions, evaluate, models, objectives, parallel,
+                    train, workdir)
 
 flags.DEFINE_string("workdir", None, "Directory for config, checkpoints, metrics, figures and "
                     "results. A rerun with the same workdir resumes.", required=True)
@@ -76,6 +76,11 @@ flags.DEFINE_enum("corruption", "gaussian", data.CORRUPTIONS,
                   "Corruption of a denoising autoencoder's input (and of the denoising test).")
 flags.DEFINE_float("noise_level", 0.3, "Corruption level: the noise std for gaussian, the pixel "
                    "rate for masking and salt_and_pepper.", lower_bound=0.0)
+
+# Sample quality on one scale for every generative model (genjax.evaluate.sample_quality).
+flags.DEFINE_integer("quality_samples", 10000, "Samples scored by the cached reference "
+                     "classifier (Frechet distance, score, class histogram); 0 skips scoring.",
+                     lower_bound=0)
 
 flags.register_validator(
     "hidden", lambda v: len(v) > 0 and all(s.strip().isdigit() and int(s) > 0 for s in v),
@@ -142,8 +147,8 @@ def prepare_run(config: Any, needs_labels: bool = False,
 
   Raises ValueError / FileNotFoundError (one line each) before anything is written.
   """
-  dataset = data.prepare(data.load(config.dataset, config.data_dir, config.download),
-                         config.preprocess)
+  dataset = data.prepare(data.load(config.dataset, config.data_dir, config.download,
+                                   getattr(config, "image_size", None)), config.preprocess)
   logging.info("data: %s from %s, %d train / %d test", dataset.name, dataset.source,
                len(dataset.train_images), len(dataset.test_images))
   if needs_labels and np.any(dataset.train_labels < 0):
@@ -208,6 +213,44 @@ def steady_examples_per_s(run_dir: str) -> float:
   seconds = sum(r["seconds"] for r in chunks)
   return (sum(r["examples_per_s"] * r["seconds"] for r in chunks) / seconds if seconds
           else float("nan"))
+
+
+def reference_data(config: Any, dataset: data.Dataset) -> data.Dataset | None:
+  """The labelled data set whose classifier scores samples of ``dataset``: itself when it
+  has class labels; MNIST (from ``--data_dir`` or the offline default) for the unlabelled
+  binarized MNIST; None when there is none (e.g. attribute-only data)."""
+  if len(dataset.train_labels) and np.all(dataset.train_labels >= 0):
+    return dataset
+  if dataset.name == "binarized_mnist":
+    try:
+      return data.load("mnist", config.data_dir)
+    except FileNotFoundError as e:
+      logging.warning("no MNIST to train the reference classifier on: %s", e)
+  return None
+
+
+def sample_quality(config: Any, dataset: data.Dataset, samples: np.ndarray,
+                   conditioned_on: np.ndarray | None = None) -> dict[str, float]:
+  """Scores ``samples`` [n, H, W, C] in [0, 1] with the reference classifier of
+  ``dataset`` (trained once, cached in ``$GENJAX_CACHE``, default ~/.cache/genjax):
+  ``sample_fd``, ``sample_score``, ``sample_modes``, ``sample_class_kl``, the class
+  shares, ``classifier_test_accuracy``, ``data_fd`` / ``data_score`` (n real training
+  images: the floor), and with ``conditioned_on`` [n] ``conditional_accuracy``
+  (``genjax.evaluate.sample_quality``). Returns {} when there is no labelled reference
+  data set (a warning says so) or ``--quality_samples=0``.
+  """
+  reference = reference_data(config, dataset)
+  if config.quality_samples == 0 or reference is None:
+    return {}
+  if reference.train_images.shape[1:] != samples.shape[1:]:
+    logging.warning("samples of shape %s cannot be scored by a classifier of %s images",
+                    samples.shape[1:], reference.train_images.shape[1:])
+    return {}
+  classifier = evaluate.reference_classifier(reference.name, reference.train_images,
+                                             reference.train_labels, reference.test_images,
+                                             reference.test_labels)
+  return evaluate.sample_quality(classifier, samples, reference.test_images, conditioned_on,
+                                 real_baseline=reference.train_images[:len(samples)])
 
 
 def mean_and_std(values: list[float]) -> tuple[float, float]:

@@ -56,6 +56,7 @@ class Config:
   preprocess: str
   num_samples: int
   eval_batch_size: int
+  quality_samples: int
 
 
 def config_from_flags() -> Config:
@@ -71,8 +72,8 @@ def run(config: Config) -> dict[str, float]:
   image_shape = dataset.train_images.shape[1:]
   model = models.build_vae(config.model, image_shape, config.latent_dim, config.hidden,
                            image_shape[-1] * likelihood.params_per_channel, config.activation)
-  init_rng, state_rng, data_rng, eval_rng, sample_rng = jax.random.split(
-      jax.random.PRNGKey(config.seed), 5)
+  init_rng, state_rng, data_rng, eval_rng, sample_rng, quality_rng = jax.random.split(
+      jax.random.PRNGKey(config.seed), 6)
   params = model.init(init_rng, jnp.zeros((1, *image_shape), jnp.float32))["params"]
   optimizer = optax.adam(config.learning_rate)
   state = train.create_train_state(params, optimizer, state_rng)
@@ -94,6 +95,9 @@ def run(config: Config) -> dict[str, float]:
                                     evaluate=test_metrics, name="train_vae")
 
   final = test_metrics(state.params)
+  if config.quality_samples:
+    final.update(common.sample_quality(config, dataset, generate_means(
+        model, likelihood, state.params, quality_rng, config.quality_samples)))
   if workdir.is_primary():
     _write_figures(config, model, likelihood, state.params, dataset, sample_rng)
   results = {**final, "epochs": config.epochs, "steps": int(state.step),
@@ -108,10 +112,31 @@ def run(config: Config) -> dict[str, float]:
   workdir.write_results(
       config.workdir, results, title=f"VAE on {config.dataset} ({config.model})",
       notes="ELBO terms in nats per test example (sum over pixels, mean over examples); "
-            "one reparameterized sample per example. examples_per_s excludes each process's "
+            "one reparameterized sample per example. sample_* score quality_samples prior "
+            "samples (means of p(x|z)) with the cached reference classifier "
+            "(genjax.evaluate.sample_quality; data_fd: real training images, the floor). examples_per_s excludes each process's "
             "first (compiling) chunk; wall_s is this invocation's wall time, train_s the "
             "time in training steps over every invocation of the run.")
   return results
+
+
+def generate_means(model, likelihood, params, rng: jax.Array, num: int,
+                   condition: np.ndarray | None = None, batch_size: int = 1000) -> np.ndarray:
+  """Means of p(x|z) for ``num`` draws z ~ p(z) (for a conditional model, one per row of
+  ``condition`` [num, C]), decoded ``batch_size`` at a time: [num, H, W, C]."""
+
+  @jax.jit
+  def one(key, c):
+    z = jax.random.normal(key, (batch_size, model.latent_dim))
+    return likelihood.mean(objectives.decode(model, params, z, c))
+
+  out = []
+  for i, start in enumerate(range(0, num, batch_size)):
+    c = None
+    if condition is not None:
+      c = np.resize(condition[start:start + batch_size], (batch_size, condition.shape[1]))
+    out.append(np.asarray(one(jax.random.fold_in(rng, i), c)))
+  return np.concatenate(out)[:num]
 
 
 def _write_figures(config: Config, model, likelihood, params, dataset, rng) -> None:

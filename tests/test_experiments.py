@@ -16,7 +16,8 @@ from experiments import train_vae
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FLAGS = flags.FLAGS
 TINY = ["--epochs=2", "--batch_size=32", "--hidden=16", "--latent_dim=2", "--eval_every=1",
-        "--checkpoint_every=1", "--num_samples=4", "--eval_batch_size=40"]
+        "--checkpoint_every=1", "--num_samples=4", "--eval_batch_size=40",
+        "--quality_samples=200"]
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +57,10 @@ def test_train_vae_writes_every_workdir_file_and_resumes(data_dir, tmp_path):
   for key in ("test_elbo", "test_recon", "test_kl", "wall_s", "examples_per_s"):
     assert np.isfinite(stored[key]), key
   assert stored["steps"] == 16 and results["test_elbo"] < 0
+  # Prior samples scored by the reference classifier of the (two-class) data set.
+  assert stored["sample_fd"] > 0 and 1 <= stored["sample_score"] <= 2 + 1e-6
+  assert 0 <= stored["classifier_test_accuracy"] <= 1 and stored["data_fd"] >= 0
+  np.testing.assert_allclose(stored["sample_class_share_0"] + stored["sample_class_share_1"], 1)
   np.testing.assert_allclose(stored["test_elbo"], -(stored["test_recon"] + stored["test_kl"]),
                              rtol=1e-5)
   records = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]

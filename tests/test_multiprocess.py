@@ -12,7 +12,8 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = ["--epochs=2", "--batch_size=32", "--hidden=16", "--latent_dim=2", "--eval_every=1",
-        "--checkpoint_every=1", "--num_samples=4", "--eval_batch_size=40"]
+        "--checkpoint_every=1", "--num_samples=4", "--eval_batch_size=40",
+        "--quality_samples=200"]
 
 
 @pytest.fixture(scope="module")

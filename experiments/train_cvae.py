@@ -1,0 +1,249 @@
+"""Train a conditional VAE, q(z|x, c) and p(x|z, c), and generate under chosen conditions.
+
+The condition c is the one-hot class label (mnist, fashion_mnist) or the vector of 40
+binary attributes (celeb_a). The ELBO given c is the VAE's, so ``--objective`` takes
+every variant of the ELBO lab (elbo, elbo_mc, elbo_stl, beta=B, iwae=K, iwae_dreg=K, ...).
+
+Writes into --workdir: config.json, metrics.jsonl (+ tensorboard/), checkpoints/,
+class_grid.png (one row per condition, one column per z ~ p(z): the same z down a
+column), analogies.png (test images, then their posterior mean z decoded under every
+other condition), reconstructions.png, results.json and results.md (test ELBO given c;
+for labelled data sample quality on the reference classifier's scale, with
+``conditional_accuracy``: the share of samples classified as the class they were
+generated for).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+
+from absl import app, flags
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from experiments import common
+from experiments.train_vae import generate_means
+from genjax import data, models, objectives, plotting, train, workdir
+
+flags.DEFINE_string("objective", "elbo", "Training objective, one variant of the ELBO lab: "
+                    + ", ".join(objectives.VARIANT_FORMS) + ".")
+flags.DEFINE_integer("grid_columns", 8, "Prior samples z (columns) of class_grid.png.",
+                     lower_bound=1)
+flags.DEFINE_integer("analogies", 6, "Test images re-decoded under every condition in "
+                     "analogies.png.", lower_bound=1)
+flags.DEFINE_list("attributes", ["Smiling", "Eyeglasses", "Male", "Blond_Hair", "Black_Hair",
+                                 "Bald", "Mustache", "Wearing_Hat", "Young", "Pale_Skin"],
+                  "celeb_a: the attributes switched on, one per row, in the figures.")
+flags.DEFINE_integer("image_size", data.CELEB_A_IMAGE_SIZE, "celeb_a: side of the resized "
+                     "140x140 centre crop (a multiple of 4 for --model=conv).", lower_bound=4)
+FLAGS = flags.FLAGS
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """Every flag of the run, resolved once (defaults live on the flags)."""
+  workdir: str
+  dataset: str
+  data_dir: str | None
+  download: bool
+  seed: int
+  epochs: int
+  batch_size: int
+  learning_rate: float
+  model: str
+  latent_dim: int
+  hidden: tuple[int, ...]
+  activation: str
+  parallel: str
+  host_devices: int | None
+  steps_per_chunk: int
+  eval_every: int
+  checkpoint_every: int
+  likelihood: str
+  gaussian_std: float
+  preprocess: str
+  objective: str
+  grid_columns: int
+  analogies: int
+  attributes: tuple[str, ...]
+  image_size: int
+  eval_batch_size: int
+  quality_samples: int
+
+
+def config_from_flags() -> Config:
+  celeb_a = FLAGS.dataset == "celeb_a"
+  return common.config_from_flags(
+      Config, attributes=tuple(FLAGS.attributes),
+      preprocess=common.flag_or("preprocess", "continuous" if celeb_a else "dynamic"),
+      model=common.flag_or("model", "conv" if celeb_a else "mlp"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Conditions:
+  """What c is for a data set: its per-example values, and the rows of the figures."""
+  train: np.ndarray            # [N, C] float32
+  test: np.ndarray             # [M, C]
+  kind: str                    # "label" (one-hot) or "attributes"
+  names: tuple[str, ...]       # the C entries of c
+  shown: tuple[int, ...]       # entries switched on, one figure row each
+
+
+def conditions_of(config: Config, dataset: data.Dataset) -> Conditions:
+  """One-hot labels, or the attribute vectors; raises ValueError for data with neither or
+  an unknown ``--attributes`` name."""
+  if dataset.train_attributes is not None:
+    names = tuple(dataset.attribute_names)
+    unknown = [a for a in config.attributes if a not in names]
+    if unknown:
+      raise ValueError(f"--attributes: unknown {', '.join(unknown)}; celeb_a has "
+                       f"{', '.join(names)}")
+    return Conditions(dataset.train_attributes, dataset.test_attributes, "attributes", names,
+                      tuple(names.index(a) for a in config.attributes))
+  if np.any(dataset.train_labels < 0):
+    raise ValueError(f"--dataset={config.dataset} has neither labels nor attributes to "
+                     "condition on: use --dataset=mnist, fashion_mnist or celeb_a")
+  k = int(dataset.train_labels.max()) + 1
+  one_hot = lambda y: np.eye(k, dtype=np.float32)[y]
+  return Conditions(one_hot(dataset.train_labels), one_hot(dataset.test_labels), "label",
+                    tuple(str(i) for i in range(k)), tuple(range(k)))
+
+
+def figure_rows(conditions: Conditions, base: np.ndarray) -> tuple[np.ndarray, list[str]]:
+  """The conditions of the figure rows for a base condition [C]: every one-hot label, or
+  the base attributes followed by the base with each shown attribute switched on."""
+  if conditions.kind == "label":
+    return np.eye(len(conditions.names), dtype=np.float32), list(conditions.names)
+  rows, names = [base], ["as is"]
+  for a in conditions.shown:
+    row = base.copy()
+    row[a] = 1.0
+    rows.append(row)
+    names.append(f"+{conditions.names[a]}")
+  return np.stack(rows).astype(np.float32), names
+
+
+def condition_grid(model, likelihood, params, z: jax.Array, rows: jax.Array) -> jax.Array:
+  """Means of p(x|z_j, c_i) for every row condition c_i [R, C] and column z_j [J, latent]:
+  [R, J, H, W, ch]. Column j decodes the same z_j in every row."""
+  r, j = rows.shape[0], z.shape[0]
+  zz = jnp.broadcast_to(z[None], (r, *z.shape)).reshape(r * j, -1)
+  cc = jnp.broadcast_to(rows[:, None], (r, j, rows.shape[1])).reshape(r * j, -1)
+  out = likelihood.mean(objectives.decode(model, params, zz, cc))
+  return out.reshape(r, j, *out.shape[1:])
+
+
+def run(config: Config) -> dict[str, float]:
+  """Trains (or resumes) and evaluates; writes every workdir file; returns results."""
+  wall_start = time.perf_counter()
+  try:   # before anything is written
+    objective = objectives.parse_variant(config.objective)
+  except ValueError as e:
+    raise ValueError(f"--objective={config.objective}: {e}") from None
+  holder = {}
+
+  def check(dataset):
+    holder["conditions"] = conditions_of(config, dataset)
+
+  dataset, placement = common.prepare_run(config, check=check)
+  conditions = holder["conditions"]
+  likelihood = objectives.make_likelihood(config.likelihood, config.gaussian_std)
+  image_shape = dataset.train_images.shape[1:]
+  model = models.build_cvae(config.model, image_shape, config.latent_dim, config.hidden,
+                            image_shape[-1] * likelihood.params_per_channel, config.activation)
+  init_rng, state_rng, data_rng, eval_rng, figure_rng, quality_rng = jax.random.split(
+      jax.random.PRNGKey(config.seed), 6)
+  params = model.init(init_rng, jnp.zeros((1, *image_shape), jnp.float32),
+                      jnp.zeros((1, conditions.train.shape[1]), jnp.float32))["params"]
+  optimizer = optax.adam(config.learning_rate)
+  state = train.create_train_state(params, optimizer, state_rng)
+  loss_fn = objectives.make_loss(model, likelihood, objective)
+  terms_fn = objectives.make_elbo_terms(model, likelihood)
+  preprocess = common.make_preprocess(config.preprocess)
+  evaluate = train.make_eval_fn(
+      lambda p, b, r: objectives.elbo_metrics(terms_fn(p, b, r)), preprocess)
+  test_batches = train.pad_batches(
+      {"image": dataset.test_images, "condition": conditions.test},
+      min(config.eval_batch_size, len(dataset.test_images)))
+
+  def test_metrics(params) -> dict[str, float]:
+    return {f"test_{k}": float(v) for k, v in evaluate(params, *test_batches, eval_rng).items()}
+
+  step = train.make_train_step(loss_fn, optimizer, axis_name=placement.axis_name)
+  state = common.fit_and_checkpoint(
+      config, state, step, {"image": dataset.train_images, "condition": conditions.train},
+      run_dir=config.workdir, data_rng=data_rng, preprocess=preprocess, placement=placement,
+      evaluate=test_metrics, name="train_cvae")
+
+  final = test_metrics(state.params)
+  if config.quality_samples and conditions.kind == "label":
+    k = len(conditions.names)
+    labels = np.arange(config.quality_samples) % k       # balanced over the classes
+    samples = generate_means(model, likelihood, state.params, quality_rng,
+                             config.quality_samples, np.eye(k, dtype=np.float32)[labels])
+    final.update(common.sample_quality(config, dataset, samples, conditioned_on=labels))
+  if workdir.is_primary():
+    _write_figures(config, model, likelihood, state.params, dataset, conditions, figure_rng)
+  results = {**final, "objective": objective.name, "epochs": config.epochs,
+             "steps": int(state.step), "condition": conditions.kind,
+             "condition_dim": int(conditions.train.shape[1]),
+             "examples_per_s": common.steady_examples_per_s(config.workdir),
+             "wall_s": time.perf_counter() - wall_start,
+             "train_s": common.train_seconds(config.workdir),
+             "num_params": int(sum(x.size for x in jax.tree.leaves(state.params))),
+             "dataset": config.dataset, "data_source": dataset.source,
+             "device": jax.devices()[0].device_kind, "num_devices": placement.num_devices,
+             "parallel": config.parallel, "params_digest": common.params_digest(state.params)}
+  workdir.write_results(
+      config.workdir, results, title=f"Conditional VAE on {config.dataset} ({config.model}, "
+      f"{objective.name})",
+      notes="ELBO terms of log p(x|c) in nats per test example, c the example's own "
+            "condition. sample_* score quality_samples samples, an equal number per class, "
+            "with the cached reference classifier (genjax.evaluate.sample_quality); "
+            "conditional_accuracy is the share classified as the class they were "
+            "generated for; data_fd is the floor set by real training images.")
+  return results
+
+
+def _write_figures(config: Config, model, likelihood, params, dataset, conditions, rng) -> None:
+  z_rng, _ = jax.random.split(rng)
+  z = jax.random.normal(z_rng, (config.grid_columns, config.latent_dim))
+  base = (conditions.test.mean(0) > 0.5).astype(np.float32)   # the modal attribute vector
+  rows, names = figure_rows(conditions, base)
+  grid = np.asarray(condition_grid(model, likelihood, params, z, jnp.asarray(rows)))
+  plotting.save_image_rows(os.path.join(config.workdir, "class_grid.png"),
+                           dict(zip(names, grid)),
+                           title="rows: condition; columns: one z ~ p(z) each, the same z "
+                                 "down a column")
+  n = min(config.analogies, len(dataset.test_images))
+  x, own = dataset.test_images[:n], conditions.test[:n]
+  mean, _ = objectives.encode(model, params, jnp.asarray(x), jnp.asarray(own))
+  panels = {"input": x}
+  per_image = [figure_rows(conditions, own[i])[0] for i in range(n)]
+  for r, name in enumerate(names):
+    row_conditions = jnp.asarray(np.stack([rows_i[r] for rows_i in per_image]))
+    panels[name] = np.asarray(likelihood.mean(objectives.decode(model, params, mean,
+                                                                 row_conditions)))
+  plotting.save_image_rows(os.path.join(config.workdir, "analogies.png"), panels,
+                           title="analogies: each column keeps one test image's z = E[z|x, c] "
+                                 "and decodes it under each row's condition")
+  recon = likelihood.mean(model.apply({"params": params}, jnp.asarray(dataset.test_images[:32]),
+                                      jnp.asarray(conditions.test[:32])))
+  plotting.save_reconstructions(os.path.join(config.workdir, "reconstructions.png"),
+                                dataset.test_images[:32], np.asarray(recon))
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  results = common.run_or_exit("train_cvae", run, config_from_flags())
+  if workdir.is_primary():
+    quality = (f"; samples: FD {results['sample_fd']:.2f}, conditional accuracy "
+               f"{results['conditional_accuracy']:.3f}" if "sample_fd" in results else "")
+    print(f"test ELBO {results['test_elbo']:.2f} nats given c (recon "
+          f"{results['test_recon']:.2f}, KL {results['test_kl']:.2f}){quality}; "
+          f"wall {results['wall_s']:.0f} s; results in {FLAGS.workdir}/results.md")
