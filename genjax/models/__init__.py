@@ -12,11 +12,13 @@ from genjax.models.classifier import Classifier
 from genjax.models.cvae import CVAE, M2
 from genjax.models.decoders import ConvDecoder, MLPDecoder
 from genjax.models.encoders import ConvEncoder, MLPEncoder
+from genjax.models.gan import Discriminator, Generator
 from genjax.models.vae import VAE
 
 ARCHITECTURES = ("mlp", "conv")
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": nn.relu, "tanh": nn.tanh, "elu": nn.elu, "gelu": nn.gelu}
+GAN_IMAGE_SIZES = ((28, 28), (32, 32))
 
 
 def build_encoder(model: str, latent_dim: int, hidden: Sequence[int], activation: str = "relu",
@@ -92,7 +94,18 @@ def build_m2(model: str, image_shape: Sequence[int], latent_dim: int, hidden: Se
             latent_dim, num_classes)
 
 
+def build_gan(image_shape: Sequence[int], latent_dim: int,
+              width: int = 64) -> tuple[Generator, Discriminator]:
+  """A DCGAN ``(generator, discriminator)`` pair for (H, W, C) images, H x W in
+  ``GAN_IMAGE_SIZES`` (any number of channels); ``width`` is the base channel count."""
+  if len(image_shape) != 3 or tuple(image_shape[:2]) not in GAN_IMAGE_SIZES:
+    sizes = " and ".join(f"{h}x{w}" for h, w in GAN_IMAGE_SIZES)
+    raise ValueError(f"image_shape={tuple(image_shape)}: the GAN supports {sizes} images "
+                     "(H, W, C), any number of channels")
+  return Generator(tuple(image_shape), latent_dim, width), Discriminator(width)
+
+
 __all__ = ["ARCHITECTURES", "ACTIVATIONS", "Autoencoder", "CVAE", "Classifier", "ConvDecoder",
-           "ConvEncoder", "M2", "MLPDecoder", "MLPEncoder", "VAE", "build_autoencoder",
-           "build_classifier", "build_cvae", "build_decoder", "build_encoder", "build_m2",
-           "build_vae"]
+           "ConvEncoder", "Discriminator", "GAN_IMAGE_SIZES", "Generator", "M2", "MLPDecoder",
+           "MLPEncoder", "VAE", "build_autoencoder", "build_classifier", "build_cvae",
+           "build_decoder", "build_encoder", "build_gan", "build_m2", "build_vae"]

@@ -1,0 +1,259 @@
+"""Train a DCGAN (minimax, non-saturating or hinge loss; optional R1 penalty) and watch its samples.
+
+One step updates the discriminator, then the generator against the updated
+discriminator, each with its own Adam (b1 = 0.5, as in DCGAN). Writes into --workdir:
+config.json, metrics.jsonl (+ tensorboard/), checkpoints/ (both networks and both
+optimizer states), samples_epoch_XXX.png every --grid_every epochs (the generator on the
+same 64 noise vectors, drawn from --seed, so progress is visible), fixed_noise.npz (those
+samples, by epoch), progress.png (the first samples of each grid, one row per epoch),
+samples.png (the final grid), curves.png (the two losses, and D(x) and D(G(z)) against
+the step), results.json and results.md (the last chunk's losses and D outputs, sample
+quality in a reference classifier's feature space, throughput).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+
+from absl import app, flags
+import jax
+import jax.numpy as jnp
+import matplotlib.pyplot as plt   # the Agg backend: genjax.plotting selects it on import
+import numpy as np
+import optax
+
+from experiments import common
+from genjax import models, objectives, plotting, train, workdir
+
+flags.DEFINE_enum("gan_loss", "non_saturating", objectives.GAN_LOSSES,
+                  "GAN loss: the minimax game, its non-saturating generator loss, or hinge.")
+flags.DEFINE_float("r1_gamma", 0.0, "Weight gamma of the R1 penalty gamma/2 E||grad_x D(x)||^2 "
+                   "on real data (Mescheder et al. 2018); 0 turns it off.", lower_bound=0.0)
+flags.DEFINE_float("d_learning_rate", 2e-4, "Discriminator Adam learning rate.",
+                   lower_bound=0.0)
+flags.DEFINE_float("g_learning_rate", 2e-4, "Generator Adam learning rate.", lower_bound=0.0)
+flags.DEFINE_integer("gan_width", 64, "Base channel width of the generator and discriminator "
+                     "(the wider layer has twice as many).", lower_bound=1)
+flags.DEFINE_integer("grid_every", 1, "Epochs between fixed-noise sample grids (and the last "
+                     "epoch).", lower_bound=1)
+FLAGS = flags.FLAGS
+
+DEFAULTS = {"epochs": 10, "latent_dim": 64, "preprocess": "continuous", "steps_per_chunk": 50}
+ADAM_BETAS = (0.5, 0.999)     # Radford et al. 2016, Sec. 4
+GRID_SAMPLES = 64             # fixed noise vectors in each samples_epoch_XXX.png
+PROGRESS_COLUMNS = 10         # of them, shown per row of progress.png
+PROGRESS_ROWS = 20            # at most, evenly spaced over the grids drawn
+PROBE_EXAMPLES = 1000         # test images whose mean D(x) is logged with each grid
+FIXED_NOISE = "fixed_noise.npz"
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """Every flag of the run, resolved once (defaults live on the flags and in DEFAULTS)."""
+  workdir: str
+  dataset: str
+  data_dir: str | None
+  download: bool
+  seed: int
+  epochs: int
+  batch_size: int
+  latent_dim: int
+  parallel: str
+  host_devices: int | None
+  steps_per_chunk: int
+  checkpoint_every: int
+  preprocess: str
+  gan_loss: str
+  r1_gamma: float
+  d_learning_rate: float
+  g_learning_rate: float
+  gan_width: int
+  grid_every: int
+  quality_samples: int
+
+  @property
+  def eval_every(self) -> int:
+    """``common.fit_and_checkpoint`` calls its ``evaluate`` (here: the fixed-noise grid)
+    every ``eval_every`` epochs."""
+    return self.grid_every
+
+
+def config_from_flags() -> Config:
+  return common.config_from_flags(
+      Config, **{name: common.flag_or(name, value) for name, value in DEFAULTS.items()})
+
+
+def run(config: Config) -> dict:
+  """Trains (or resumes); writes every workdir file; returns the results."""
+  wall_start = time.perf_counter()
+  dataset, placement = common.prepare_run(config, check=lambda ds: _check_images(config, ds))
+  image_shape = dataset.train_images.shape[1:]
+  generator, discriminator = models.build_gan(image_shape, config.latent_dim, config.gan_width)
+  g_rng, d_rng, state_rng, data_rng, noise_rng, quality_rng = jax.random.split(
+      jax.random.PRNGKey(config.seed), 6)
+  # jit: one compile, rather than one per layer's op when run eagerly.
+  g_params = jax.jit(generator.init)(g_rng, jnp.zeros((1, config.latent_dim)))["params"]
+  d_params = jax.jit(discriminator.init)(d_rng, jnp.zeros((1, *image_shape)))["params"]
+  g_optimizer = optax.adam(config.g_learning_rate, *ADAM_BETAS)
+  d_optimizer = optax.adam(config.d_learning_rate, *ADAM_BETAS)
+  state = train.create_gan_train_state(g_params, d_params, g_optimizer, d_optimizer, state_rng)
+  step = train.make_gan_train_step(generator, discriminator, g_optimizer, d_optimizer,
+                                   config.gan_loss, config.r1_gamma, config.latent_dim,
+                                   axis_name=placement.axis_name)
+  fixed_z = jax.random.normal(noise_rng, (GRID_SAMPLES, config.latent_dim))
+  probe = _make_probe(generator, discriminator, fixed_z, dataset.test_images[:PROBE_EXAMPLES])
+
+  def grid(params) -> dict[str, float]:
+    samples, metrics = probe(params)
+    if workdir.is_primary():
+      # fit_and_checkpoint logs the epoch's last chunk before it calls evaluate.
+      _write_grid(config, round(workdir.read_metrics(config.workdir)[-1]["epoch"]), samples)
+    return metrics
+
+  state = common.fit_and_checkpoint(config, state, step, {"image": dataset.train_images},
+                                    run_dir=config.workdir, data_rng=data_rng,
+                                    preprocess=common.make_preprocess(config.preprocess),
+                                    placement=placement, evaluate=grid, name="train_gan")
+
+  samples, probed = probe(state.params)
+  quality = {}
+  if config.quality_samples:
+    quality = common.sample_quality(config, dataset, generate(
+        generator, state.g_params, quality_rng, config.quality_samples))
+  if workdir.is_primary():
+    plotting.save_image_grid(os.path.join(config.workdir, "samples.png"), samples,
+                             title=f"G(z), {GRID_SAMPLES} fixed z, final (epoch {config.epochs})")
+    _save_curves(os.path.join(config.workdir, "curves.png"), workdir.read_metrics(config.workdir))
+  results = {**_last_train_metrics(config.workdir), **probed, **quality,
+             "epochs": config.epochs, "steps": int(state.step),
+             "examples_per_s": common.steady_examples_per_s(config.workdir),
+             "wall_s": time.perf_counter() - wall_start,
+             "train_s": common.train_seconds(config.workdir),
+             "num_params": _count(state.params), "g_num_params": _count(state.g_params),
+             "d_num_params": _count(state.d_params),
+             "dataset": config.dataset, "data_source": dataset.source,
+             "device": jax.devices()[0].device_kind, "num_devices": placement.num_devices,
+             "parallel": config.parallel, "num_processes": jax.process_count(),
+             "params_digest": common.params_digest(state.params)}
+  penalty = f", R1 gamma={config.r1_gamma:g}" if config.r1_gamma else ""
+  workdir.write_results(
+      config.workdir, results, title=f"DCGAN on {config.dataset} ({config.gan_loss} loss{penalty})",
+      notes="d_loss, g_loss, r1, d_real = mean sigmoid(D(x)) and d_fake = mean "
+            "sigmoid(D(G(z))) are means over the last chunk of training steps; test_d_real "
+            "and fixed_d_fake are the final networks on test images and on the fixed noise. "
+            "sample_* score quality_samples samples G(z) with the cached reference "
+            "classifier (genjax.evaluate.sample_quality; data_fd: real training images, the "
+            "floor). examples_per_s excludes each process's first (compiling) chunk; "
+            "wall_s is this invocation's wall time, train_s the time in training steps over "
+            "every invocation of the run.")
+  return results
+
+
+def _check_images(config: Config, dataset) -> None:
+  try:
+    models.build_gan(dataset.train_images.shape[1:], config.latent_dim, config.gan_width)
+  except ValueError as e:
+    raise ValueError(f"--dataset={config.dataset}: {e}") from None
+
+
+def generate(generator, g_params, rng: jax.Array, num: int, batch_size: int = 1000
+             ) -> np.ndarray:
+  """``num`` samples G(z), z ~ N(0, I), drawn ``batch_size`` at a time: [num, H, W, C]."""
+  batch_size = min(batch_size, num)
+
+  @jax.jit
+  def one(params, key):
+    return generator.apply({"params": params},
+                           jax.random.normal(key, (batch_size, generator.latent_dim)))
+
+  out = [np.asarray(one(g_params, jax.random.fold_in(rng, i)))
+         for i in range(-(-num // batch_size))]
+  return np.concatenate(out)[:num]
+
+
+def _make_probe(generator, discriminator, fixed_z: jax.Array, test_images: np.ndarray):
+  """``probe(params) -> (G(fixed_z) [n, H, W, C], {test_d_real, fixed_d_fake})`` on the host:
+  mean sigmoid(D) on ``test_images`` and on the fixed-noise samples."""
+
+  @jax.jit
+  def probe(params, z, x):
+    def mean_d(images):
+      logits = discriminator.apply({"params": params["discriminator"]}, images)
+      return jnp.mean(jax.nn.sigmoid(logits))
+
+    samples = generator.apply({"params": params["generator"]}, z)
+    return samples, {"test_d_real": mean_d(x), "fixed_d_fake": mean_d(samples)}
+
+  fixed_z, test_images = jax.device_put((fixed_z, test_images))
+
+  def host_probe(params):
+    samples, metrics = jax.device_get(probe(params, fixed_z, test_images))
+    return np.asarray(samples), {k: float(v) for k, v in metrics.items()}
+
+  return host_probe
+
+
+def _write_grid(config: Config, epoch: int, samples: np.ndarray) -> None:
+  """samples_epoch_XXX.png, the samples added to fixed_noise.npz, progress.png redrawn."""
+  plotting.save_image_grid(os.path.join(config.workdir, f"samples_epoch_{epoch:03d}.png"),
+                           samples, title=f"G(z), {len(samples)} fixed z, epoch {epoch}")
+  path = os.path.join(config.workdir, FIXED_NOISE)
+  grids = dict(np.load(path)) if os.path.exists(path) else {}
+  grids[f"epoch_{epoch:03d}"] = np.rint(np.clip(samples, 0, 1) * 255).astype(np.uint8)
+  with open(path + ".tmp", "wb") as f:
+    np.savez(f, **grids)
+  os.replace(path + ".tmp", path)
+  names = sorted(grids)
+  shown = [names[i] for i in np.unique(np.linspace(0, len(names) - 1, PROGRESS_ROWS).round()
+                                                   .astype(int))]
+  plotting.save_image_rows(
+      os.path.join(config.workdir, "progress.png"),
+      {f"epoch {int(name.split('_')[1])}": grids[name][:PROGRESS_COLUMNS] / 255.0
+       for name in shown},
+      title="the same noise vectors through the generator, by epoch")
+
+
+def _last_train_metrics(run_dir: str) -> dict[str, float]:
+  """The last logged chunk's GAN metrics (NaN before any chunk was logged here)."""
+  keys = ("d_loss", "g_loss", "d_real", "d_fake", "r1")
+  train_records = [r for r in workdir.read_metrics(run_dir) if "d_loss" in r]
+  last = train_records[-1] if train_records else {}
+  return {k: float(last.get(k, float("nan"))) for k in keys}
+
+
+def _count(params) -> int:
+  return int(sum(x.size for x in jax.tree.leaves(params)))
+
+
+def _save_curves(path: str, records: list[dict]) -> None:
+  """Two panels against the step: the losses; D(x) and D(G(z)) on training batches (and
+  on test images and the fixed noise at each grid)."""
+  fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+  panels = ((left, ("d_loss", "g_loss", "r1"), "loss"),
+            (right, ("d_real", "d_fake", "test_d_real", "fixed_d_fake"), "sigmoid(D)"))
+  for ax, keys, ylabel in panels:
+    for key in keys:
+      points = [(r["step"], r[key]) for r in records if key in r]
+      if points and any(v for _, v in points):   # r1 is all zeros when it is off
+        ax.plot(*zip(*points), marker="o" if key in ("test_d_real", "fixed_d_fake") else None,
+                markersize=3, label=key)
+    ax.set(xlabel="step", ylabel=ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend()
+  fig.savefig(path, bbox_inches="tight", dpi=100)
+  plt.close(fig)
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  results = common.run_or_exit("train_gan", run, config_from_flags())
+  print(f"process {jax.process_index()}: params_digest={results['params_digest']!r}")
+  if workdir.is_primary():
+    quality = f"sample_fd {results['sample_fd']:.2f}; " if "sample_fd" in results else ""
+    print(f"d_loss {results['d_loss']:.3f}, g_loss {results['g_loss']:.3f}, D(x) "
+          f"{results['d_real']:.2f}, D(G(z)) {results['d_fake']:.2f}; {quality}"
+          f"{results['examples_per_s']:.0f} examples/s; wall {results['wall_s']:.0f} s; "
+          f"results in {FLAGS.workdir}/results.md")
