@@ -56,14 +56,28 @@ def _positive_int(args: list[str], name: str, minimum: int = 1) -> int | None:
   return int(value)
 
 
+# Simulated CPU devices are threads sharing the host's cores: on a loaded host one of
+# them can reach an all-reduce more than XLA's default 40 s after the others, and XLA
+# then aborts the process ("Termination timeout for all reduce"). Allow 10 minutes.
+COLLECTIVE_TIMEOUT_FLAG = "--xla_cpu_collective_call_terminate_timeout_seconds"
+COLLECTIVE_TIMEOUT_S = 600
+
+
+def host_devices_xla_flags(count: int, existing: str = "") -> str:
+  """XLA_FLAGS for ``count`` simulated CPU devices: ``existing`` with the device count
+  replaced and the collective termination timeout raised (unless ``existing`` sets it)."""
+  kept = [f for f in existing.split() if not f.startswith("--xla_force_host_platform_device_count")]
+  if not any(f.startswith(COLLECTIVE_TIMEOUT_FLAG) for f in kept):
+    kept.append(f"{COLLECTIVE_TIMEOUT_FLAG}={COLLECTIVE_TIMEOUT_S}")
+  return " ".join([*kept, f"--xla_force_host_platform_device_count={count}"])
+
+
 def _set_host_devices(args: list[str]) -> None:
   """Applies --host_devices=N to XLA_FLAGS (the flag stays in argv for the experiment)."""
   count = _positive_int(args, "host_devices")
   if count is None:
     return
-  kept = [f for f in os.environ.get("XLA_FLAGS", "").split()
-          if not f.startswith("--xla_force_host_platform_device_count")]
-  os.environ["XLA_FLAGS"] = " ".join([*kept, f"--xla_force_host_platform_device_count={count}"])
+  os.environ["XLA_FLAGS"] = host_devices_xla_flags(count, os.environ.get("XLA_FLAGS", ""))
 
 
 def _init_distributed(args: list[str]) -> None:

@@ -9,6 +9,7 @@ import pathlib
 import subprocess
 import sys
 
+import launch
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -58,7 +59,7 @@ print("OK")
 
 
 def _run(code, devices=8, timeout=300):
-  env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+  env = {**os.environ, "XLA_FLAGS": launch.host_devices_xla_flags(devices),
          "PYTHONPATH": str(ROOT)}
   return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                         timeout=timeout, cwd=ROOT, env=env)
