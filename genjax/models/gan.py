@@ -6,9 +6,9 @@ same numbers on any split of the batch across devices, and the R1 penalty's per-
 input gradients are exact. The generator normalises with LayerNorm instead.
 
 Every convolution here is a matrix product of image patches with the kernel
-(``conv_same``): XLA's CPU backend computes the kernel gradient of a native convolution
-20-30x slower inside a ``lax.scan`` loop (the fit loop's fused chunk of steps) than
-outside it, while patches (strided slices) and matrix products stay fast there; the
+(``conv_same``): XLA's CPU backend computes the gradient of a native convolution
+about 14x slower inside a ``lax.scan`` loop (the fit loop's fused chunk of steps) than
+outside it (``bench/conv_in_scan.py``), while patches (strided slices) and matrix products stay fast there; the
 layers hold the parameters ``nn.Conv`` / ``nn.ConvTranspose`` would and compute the same
 function (tests/test_gan.py checks both). The generator's stride-2 transposed
 convolutions are ``ConvTranspose2x``: a 3x3 convolution at the input resolution and a
