@@ -41,27 +41,8 @@ SCORES = ("ae_recon", "vae_elbo", "vae_recon")
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(common.ModelConfig):
   """Every flag of the run, resolved once (defaults live on the flags)."""
-  workdir: str
-  dataset: str
-  data_dir: str | None
-  download: bool
-  seed: int
-  epochs: int
-  batch_size: int
-  learning_rate: float
-  model: str
-  latent_dim: int
-  hidden: tuple[int, ...]
-  activation: str
-  parallel: str
-  host_devices: int | None
-  steps_per_chunk: int
-  eval_every: int
-  checkpoint_every: int
-  preprocess: str
-  eval_batch_size: int
   reconstruction: str
   holdout_classes: tuple[int, ...]
   score_samples: int

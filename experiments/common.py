@@ -123,6 +123,36 @@ def params_digest(params: Any) -> float:
   return float(sum(jax.numpy.sum(jax.numpy.square(x)) for x in jax.tree.leaves(params)))
 
 
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+  """The flags every training experiment resolves (defaults live on the flags); each
+  experiment's ``Config`` extends it with its own."""
+  workdir: str
+  dataset: str
+  data_dir: str | None
+  download: bool
+  seed: int
+  epochs: int
+  batch_size: int
+  latent_dim: int
+  parallel: str
+  host_devices: int | None
+  steps_per_chunk: int
+  checkpoint_every: int
+  preprocess: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig(RunConfig):
+  """RunConfig plus the flags of the shared encoder/decoder families and their evaluation."""
+  learning_rate: float
+  model: str
+  hidden: tuple[int, ...]
+  activation: str
+  eval_every: int
+  eval_batch_size: int
+
+
 def config_from_flags(cls: type, **overrides: Any) -> Any:
   """The frozen dataclass ``cls`` filled from the flags of the same names (``--hidden`` as a
   tuple of ints), then ``overrides``."""

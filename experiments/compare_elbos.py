@@ -59,29 +59,10 @@ METRICS = ("test_ll", "test_nll", "test_ll_se", "test_elbo", "test_kl", "active_
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(common.ModelConfig):
   """Every flag of the run, resolved once (defaults live on the flags)."""
-  workdir: str
-  dataset: str
-  data_dir: str | None
-  download: bool
-  seed: int
-  epochs: int
-  batch_size: int
-  learning_rate: float
-  model: str
-  latent_dim: int
-  hidden: tuple[int, ...]
-  activation: str
-  parallel: str
-  host_devices: int | None
-  steps_per_chunk: int
-  eval_every: int
-  checkpoint_every: int
   likelihood: str
   gaussian_std: float
-  preprocess: str
-  eval_batch_size: int
   variants: str
   seeds: int
   iwae_arch: bool

@@ -44,34 +44,15 @@ FLAGS = flags.FLAGS
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(common.ModelConfig):
   """Every flag of the run, resolved once (defaults live on the flags)."""
-  workdir: str
-  dataset: str
-  data_dir: str | None
-  download: bool
-  seed: int
-  epochs: int
-  batch_size: int
-  learning_rate: float
-  model: str
-  latent_dim: int
-  hidden: tuple[int, ...]
-  activation: str
-  parallel: str
-  host_devices: int | None
-  steps_per_chunk: int
-  eval_every: int
-  checkpoint_every: int
   likelihood: str
   gaussian_std: float
-  preprocess: str
   objective: str
   grid_columns: int
   analogies: int
   attributes: tuple[str, ...]
   image_size: int
-  eval_batch_size: int
   quality_samples: int
 
 

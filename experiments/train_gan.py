@@ -50,21 +50,8 @@ FIXED_NOISE = "fixed_noise.npz"
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(common.RunConfig):
   """Every flag of the run, resolved once (defaults live on the flags and in DEFAULTS)."""
-  workdir: str
-  dataset: str
-  data_dir: str | None
-  download: bool
-  seed: int
-  epochs: int
-  batch_size: int
-  latent_dim: int
-  parallel: str
-  host_devices: int | None
-  steps_per_chunk: int
-  checkpoint_every: int
-  preprocess: str
   gan_loss: str
   r1_gamma: float
   d_learning_rate: float

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from experiments import anomaly, semi_supervised, train_ae
-from genjax import data
+from tests.experiment_helpers import run_experiment as _run, write_synthetic_mnist
 
 FLAGS = flags.FLAGS
 TINY = ["--epochs=2", "--batch_size=32", "--hidden=16", "--latent_dim=2", "--eval_every=1",
@@ -18,21 +18,7 @@ TINY = ["--epochs=2", "--batch_size=32", "--hidden=16", "--latent_dim=2", "--eva
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
   """mnist.npz holding the ten-class synthetic blobs: 320 train, 80 test images."""
-  path = tmp_path_factory.mktemp("blobs")
-  ds = data.synthetic(320, 80, seed=1)
-  as_bytes = lambda x: np.rint(x[..., 0] * 255).astype(np.uint8)   # noqa: E731
-  np.savez(path / "mnist.npz", x_train=as_bytes(ds.train_images), y_train=ds.train_labels,
-           x_test=as_bytes(ds.test_images), y_test=ds.test_labels)
-  return str(path)
-
-
-def _run(module, argv):
-  FLAGS.unparse_flags()
-  FLAGS([module.__name__, *argv])
-  try:
-    return module.run(module.config_from_flags())
-  finally:
-    FLAGS.unparse_flags()
+  return write_synthetic_mnist(tmp_path_factory.mktemp("blobs"), 320, 80, seed=1)
 
 
 def _files(workdir, *names):

@@ -13,6 +13,7 @@ import pytest
 from experiments import train_cvae
 from genjax import data, evaluate, models, objectives
 from tests import linear_gaussian as lg
+from tests.experiment_helpers import run_experiment, write_synthetic_mnist
 
 FLAGS = flags.FLAGS
 ALL_VARIANTS = "elbo,elbo_mc,elbo_stl,elbo_k=3,beta=0.5,beta_warmup=10,free_bits=0.1,iwae=3,iwae_dreg=3"
@@ -162,22 +163,12 @@ TINY = ["--epochs=2", "--batch_size=32", "--hidden=16", "--latent_dim=2", "--eva
 
 
 def _run(argv):
-  FLAGS.unparse_flags()
-  FLAGS(["train_cvae", *argv])
-  try:
-    return train_cvae.run(train_cvae.config_from_flags())
-  finally:
-    FLAGS.unparse_flags()
+  return run_experiment(train_cvae, argv)
 
 
 @pytest.fixture(scope="module")
 def labelled_dir(tmp_path_factory):
-  path = tmp_path_factory.mktemp("cvae_data")
-  d = data.synthetic(num_train=256, num_test=64)
-  to_uint8 = lambda x: (x[..., 0] * 255).astype(np.uint8)
-  np.savez(path / "mnist.npz", x_train=to_uint8(d.train_images), y_train=d.train_labels,
-           x_test=to_uint8(d.test_images), y_test=d.test_labels)
-  return str(path)
+  return write_synthetic_mnist(tmp_path_factory.mktemp("cvae_data"), 256, 64)
 
 
 def test_train_cvae_end_to_end_with_an_iwae_objective(labelled_dir, tmp_path):

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from experiments import train_vae
+from tests.experiment_helpers import run_experiment
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FLAGS = flags.FLAGS
@@ -33,12 +34,7 @@ def data_dir(tmp_path_factory):
 
 
 def _run(argv):
-  FLAGS.unparse_flags()
-  FLAGS(["train_vae", *argv])
-  try:
-    return train_vae.run(train_vae.config_from_flags())
-  finally:
-    FLAGS.unparse_flags()
+  return run_experiment(train_vae, argv)
 
 
 def _launch(*args, timeout=120):
@@ -140,15 +136,11 @@ def test_launch_sets_host_devices_before_jax_starts():
 def test_compare_elbos_end_to_end(data_dir, tmp_path):
   from experiments import compare_elbos
   workdir = tmp_path / "cmp"
-  FLAGS.unparse_flags()
-  FLAGS(["compare_elbos", f"--workdir={workdir}", f"--data_dir={data_dir}",
-         "--variants=elbo,iwae_dreg=3", "--seeds=2", "--epochs=1", "--batch_size=32",
-         "--hidden=16", "--latent_dim=2", "--ll_samples=20", "--ll_examples=10",
-         "--snr_draws=4", "--snr_batch=8", "--eval_batch_size=40"])
-  try:
-    results = compare_elbos.run(compare_elbos.config_from_flags())
-  finally:
-    FLAGS.unparse_flags()
+  results = run_experiment(compare_elbos, [
+      f"--workdir={workdir}", f"--data_dir={data_dir}", "--variants=elbo,iwae_dreg=3",
+      "--seeds=2", "--epochs=1", "--batch_size=32", "--hidden=16", "--latent_dim=2",
+      "--ll_samples=20", "--ll_examples=10", "--snr_draws=4", "--snr_batch=8",
+      "--eval_batch_size=40"])
   for name in ("config.json", "results.json", "results.md", "results.csv", "curves.png"):
     assert (workdir / name).stat().st_size > 0, name
   stored = json.load(open(workdir / "results.json"))

@@ -16,6 +16,7 @@ import pytest
 from experiments import train_gan
 from genjax import checkpoint, data, models, objectives, train
 from genjax.models import gan as gan_models
+from tests.experiment_helpers import run_experiment, write_synthetic_mnist
 
 FLAGS = flags.FLAGS
 LATENT, WIDTH, BATCH = 4, 4, 8
@@ -170,21 +171,11 @@ def test_gan_state_checkpoint_round_trips_both_networks_and_optimizers(gan, tmp_
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
   """mnist.npz holding the ten-class synthetic blobs: 64 train, 32 test images."""
-  path = tmp_path_factory.mktemp("gan_blobs")
-  ds = data.synthetic(64, 32, seed=1)
-  as_bytes = lambda x: np.rint(x[..., 0] * 255).astype(np.uint8)   # noqa: E731
-  np.savez(path / "mnist.npz", x_train=as_bytes(ds.train_images), y_train=ds.train_labels,
-           x_test=as_bytes(ds.test_images), y_test=ds.test_labels)
-  return str(path)
+  return write_synthetic_mnist(tmp_path_factory.mktemp("gan_blobs"), 64, 32, seed=1)
 
 
 def _run(argv):
-  FLAGS.unparse_flags()
-  FLAGS(["train_gan", *argv])
-  try:
-    return train_gan.run(train_gan.config_from_flags())
-  finally:
-    FLAGS.unparse_flags()
+  return run_experiment(train_gan, argv)
 
 
 def test_train_gan_end_to_end_writes_every_file_and_resumes(data_dir, tmp_path):
