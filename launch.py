@@ -1,12 +1,15 @@
-"""The one entry point: ``python launch.py EXPERIMENT [--flag=value ...]``.
+"""The one entry point: ``python launch.py EXPERIMENT --workdir=DIR [--config=FILE[:variant]]
+[--config.FIELD=VALUE ...]``.
 
-Runs ``experiments/EXPERIMENT.py``'s ``main`` under absl. ``python launch.py --list``
-lists the experiments. Before JAX is imported it applies ``--host_devices=N`` (XLA reads
-the CPU device count only at start-up). Multi-process runs: ``--coordinator_address``,
-``--num_processes`` and ``--process_id`` initialise ``jax.distributed`` (as does a
-cluster environment JAX detects by itself, e.g. SLURM or Open MPI);
-``--local_processes=N`` starts N such processes on 127.0.0.1 and stops them all if one
-fails.
+Runs ``experiments/EXPERIMENT.py`` on the config ``experiments/configs/EXPERIMENT.py`` (or
+``--config``), with ``--config.FIELD=VALUE`` overrides, validated before anything is
+written (``experiments/configuration.py``). ``python launch.py --list`` lists the
+experiments; ``python launch.py EXPERIMENT --help`` prints its fields, defaults and docs.
+Before JAX is imported it applies ``--host_devices=N`` (XLA reads the CPU device count only
+at start-up). Multi-process runs: ``--coordinator_address``, ``--num_processes`` and
+``--process_id`` initialise ``jax.distributed`` (as does a cluster environment JAX detects
+by itself, e.g. SLURM or Open MPI); ``--local_processes=N`` starts N such processes on
+127.0.0.1 and stops them all if one fails.
 """
 
 from __future__ import annotations
@@ -21,7 +24,11 @@ import sys
 import time
 
 EXPERIMENTS_DIR = pathlib.Path(__file__).resolve().parent / "experiments"
-USAGE = "usage: python launch.py EXPERIMENT [--flag=value ...]   |   python launch.py --list"
+USAGE = ("usage: python launch.py EXPERIMENT --workdir=DIR [--config=FILE[:variant]] "
+         "[--config.FIELD=VALUE ...]   |   python launch.py EXPERIMENT --help   |   "
+         "python launch.py --list")
+NOT_EXPERIMENTS = ("runner", "configuration", "evaluators")
+HELP_FLAGS = ("-h", "--help", "--helpshort", "--helpfull")
 CLUSTER_ENV = ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE", "JAX_COORDINATOR_ADDRESS")
 
 
@@ -29,7 +36,7 @@ def experiments() -> dict[str, str]:
   """Experiment name -> first line of its module docstring."""
   found = {}
   for path in sorted(EXPERIMENTS_DIR.glob("*.py")):
-    if path.stem.startswith("_") or path.stem == "common":
+    if path.stem.startswith("_") or path.stem in NOT_EXPERIMENTS:
       continue
     doc = ast.get_docstring(ast.parse(path.read_text())) or ""
     found[path.stem] = doc.strip().splitlines()[0] if doc.strip() else ""
@@ -136,7 +143,7 @@ def run_local_processes(name: str, args: list[str], count: int) -> int:
 def main(argv: list[str]) -> None:
   args = argv[1:]
   known = experiments()
-  if not args or args[0] in ("-h", "--help"):
+  if not args or args[0] in HELP_FLAGS:
     sys.exit(USAGE)
   if args[0] == "--list":
     width = max(map(len, known))
@@ -145,15 +152,23 @@ def main(argv: list[str]) -> None:
   name, rest = args[0], args[1:]
   if name not in known:
     sys.exit(f"launch.py: unknown experiment {name!r}; known: {', '.join(known)}\n{USAGE}")
+  sys.path.insert(0, str(EXPERIMENTS_DIR.parent))
+  if any(a in HELP_FLAGS for a in rest):
+    from experiments import configuration  # pylint: disable=import-outside-toplevel
+    try:
+      print(configuration.help_text(name, known[name], _flag(rest, "config")))
+    except configuration.ConfigError as e:
+      sys.exit(f"{name}: error: {e}")
+    return
   _set_host_devices(rest)
   local = _positive_int(rest, "local_processes")
   if local is not None:
     sys.exit(run_local_processes(name, rest, local))
   _init_distributed(rest)
-  sys.path.insert(0, str(EXPERIMENTS_DIR.parent))
   from absl import app  # pylint: disable=import-outside-toplevel
+  from experiments import runner  # pylint: disable=import-outside-toplevel
   module = importlib.import_module(f"experiments.{name}")
-  app.run(module.main, argv=[f"launch.py {name}", *rest])
+  app.run(lambda _: runner.main(name, module, rest), argv=[f"launch.py {name}"])
 
 
 if __name__ == "__main__":

@@ -21,7 +21,11 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-from genjax import models, objectives, parallel, train  # noqa: E402
+from genjax import likelihoods, models  # noqa: E402
+from genjax.losses import elbo  # noqa: E402
+from genjax.training import loop, parallel  # noqa: E402
+from genjax.training import state as train_state  # noqa: E402
+from genjax.training import step as train_step  # noqa: E402
 
 
 def main():
@@ -30,7 +34,7 @@ def main():
   parser.add_argument("--steps", type=int, default=50)
   args = parser.parse_args()
   model = models.build_vae("mlp", (28, 28, 1), 50, (200, 200), 1, "tanh")
-  lik = objectives.make_likelihood("bernoulli")
+  lik = likelihoods.make_likelihood("bernoulli")
   params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1)))["params"]
   optimizer = optax.adam(1e-3)
   data = {"image": (np.random.default_rng(0).random((args.steps * 100, 28, 28, 1)) > 0.5)
@@ -40,16 +44,16 @@ def main():
   variants = ["iwae=1", "iwae=5", "iwae=50", "iwae_dreg=50"]
   chunks = {}
   for v in variants:
-    step = train.make_train_step(objectives.make_loss(model, lik, objectives.parse_variant(v)),
-                                 optimizer)
-    chunks[v] = parallel.make_chunk_fn(step, 100, args.steps, train.identity_preprocess,
+    step = train_step.make_train_step(elbo.make_loss(model, lik, elbo.parse_variant(v)),
+                                      optimizer)
+    chunks[v] = parallel.make_chunk_fn(step, 100, args.steps, loop.identity_preprocess,
                                        parallel.make_placement("none"))
   times = {v: [] for v in variants}
   zero = jax.device_put(np.int32(0))
   for r in range(args.rounds + 1):
     for v in variants:
-      state = train.create_train_state(jax.tree.map(jnp.copy, params), optimizer,
-                                       jax.random.PRNGKey(1))
+      state = train_state.create_train_state(jax.tree.map(jnp.copy, params), optimizer,
+                                             jax.random.PRNGKey(1))
       tic = time.perf_counter()
       state, metrics = chunks[v](state, data, perm, zero, zero, jax.random.PRNGKey(2))
       jax.block_until_ready(metrics)

@@ -1,15 +1,15 @@
 """Measure training throughput across device counts, batch sizes, model sizes and placements.
 
 For each placement (none | pmap | sharded), device count (1, 2, 4, ... up to what is
-there), model size (--model_sizes: hidden widths of an MLP VAE), per-device batch size
+there), model size (model_sizes: hidden widths of an MLP VAE), per-device batch size
 and mode (strong: a fixed global batch, per_device_batch x the largest device count;
-weak: per_device_batch x devices), it times --repeats fused chunks of --steps VAE train
+weak: per_device_batch x devices), it times `repeats` fused chunks of `steps` VAE train
 steps after a compiling one, and reports examples/s, steps/s, compile seconds and
 parallel efficiency (throughput over devices x the same placement's 1-device
 throughput). Writes metrics.jsonl (one line per measurement; a rerun in the same
 workdir measures only what is missing), results.md / results.json and scaling.png.
 Simulated CPU devices (--host_devices) share the same cores: there the figures test the
-code path, not speed.
+code path, not speed. Config: experiments/configs/scaling.py.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ import dataclasses
 import itertools
 import json
 import os
+from typing import Any
 
-from absl import app, flags, logging
+from absl import logging
 import jax
 import jax.numpy as jnp
 import matplotlib
@@ -29,114 +30,87 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-from experiments import common  # noqa: E402
-from genjax import data, models, objectives, parallel, train, workdir  # noqa: E402
-
-flags.DEFINE_list("placements", list(parallel.PLACEMENTS), "Placements to measure.")
-flags.DEFINE_list("device_counts", [], "Device counts (default: 1, 2, 4, ... up to all).")
-flags.DEFINE_list("per_device_batch", ["64"], "Per-device batch sizes.")
-flags.DEFINE_list("model_sizes", ["256", "1024"], "Hidden widths of the MLP VAEs measured "
-                  "(one hidden layer each way; 'W1:W2' for two).")
-flags.DEFINE_list("modes", ["strong", "weak"], "strong: fixed global batch; weak: fixed "
-                  "per-device batch.")
-flags.DEFINE_integer("steps", 20, "Train steps per timed chunk.", lower_bound=1)
-flags.DEFINE_integer("repeats", 3, "Timed chunks after the compiling one.", lower_bound=1)
-FLAGS = flags.FLAGS
+from experiments import configuration, runner  # noqa: E402
+from genjax import likelihoods, models  # noqa: E402
+from genjax.data import sources  # noqa: E402
+from genjax.io import workdir  # noqa: E402
+from genjax.losses import elbo  # noqa: E402
+from genjax.training import loop, parallel  # noqa: E402
+from genjax.training import state as train_state  # noqa: E402
+from genjax.training import step as train_step  # noqa: E402
 
 SIMULATED_NOTE = ("Simulated CPU devices (--host_devices) share the same cores: figures "
                   "measured on them test the code path, not speed.")
 
 
-def _check(name, allowed=None, integer=False):
-  def check(values):
-    bad = [v for v in values if (allowed is not None and v not in allowed)
-           or (integer and not (v.isdigit() and int(v) > 0))]
-    if bad or not values:
-      want = f"one or more of {', '.join(allowed)}" if allowed else "positive integers"
-      raise flags.ValidationError(f"expected comma-separated {want}, got {','.join(values)}")
-    return True
-  flags.register_validator(name, check)
-
-
-_check("placements", parallel.PLACEMENTS)
-_check("modes", ("strong", "weak"))
-_check("per_device_batch", integer=True)
-flags.register_validator("device_counts", lambda v: all(s.isdigit() and int(s) > 0 for s in v),
-                         message="expected comma-separated positive integers")
-flags.register_validator(
-    "model_sizes", lambda v: bool(v) and all(w.isdigit() and int(w) > 0
-                                             for s in v for w in s.split(":")),
-    message="expected comma-separated widths, e.g. 256,1024 or 512:512")
-
-
 @dataclasses.dataclass(frozen=True)
-class Config:
-  workdir: str
-  seed: int
-  learning_rate: float
-  latent_dim: int
+class Plan:
+  """The config's lists, parsed (device counts defaulting to 1, 2, 4, ... up to all)."""
   placements: tuple[str, ...]
   device_counts: tuple[int, ...]
   per_device_batch: tuple[int, ...]
   model_sizes: tuple[tuple[int, ...], ...]
   modes: tuple[str, ...]
-  steps: int
-  repeats: int
 
 
-def config_from_flags() -> Config:
-  counts = tuple(int(c) for c in FLAGS.device_counts) or tuple(
+def plan_of(config: Any) -> Plan:
+  counts = tuple(config.device_counts) or tuple(
       2 ** i for i in range(int(np.log2(jax.device_count())) + 1))
-  return Config(FLAGS.workdir, FLAGS.seed, FLAGS.learning_rate, FLAGS.latent_dim,
-                tuple(FLAGS.placements), counts, tuple(int(b) for b in FLAGS.per_device_batch),
-                tuple(tuple(int(w) for w in s.split(":")) for s in FLAGS.model_sizes),
-                tuple(FLAGS.modes), FLAGS.steps, FLAGS.repeats)
+  return Plan(tuple(configuration.split_names(config.placements)), counts,
+              tuple(config.per_device_batch),
+              tuple(tuple(int(w) for w in s.split(":"))
+                    for s in configuration.split_names(config.model_sizes)),
+              tuple(configuration.split_names(config.modes)))
 
 
-def measure(config: Config, kind: str, devices: int, hidden: tuple[int, ...],
+def measure(config: Any, kind: str, devices: int, hidden: tuple[int, ...],
             global_batch: int) -> dict[str, float]:
   """Throughput of the VAE train step placed by ``kind`` on ``devices`` devices."""
   placement = parallel.make_placement(kind, devices)
   parallel.check_batch_size(placement, global_batch)
   model = models.build_vae("mlp", (28, 28, 1), config.latent_dim, hidden, 1)
-  likelihood = objectives.make_likelihood("bernoulli")
-  params = model.init(jax.random.PRNGKey(config.seed), jnp.zeros((1, 28, 28, 1)))["params"]
+  likelihood = likelihoods.make_likelihood("bernoulli")
+  keys = runner.streams(config.seed, "init", "state", "data")
+  params = model.init(keys["init"], jnp.zeros((1, 28, 28, 1)))["params"]
   optimizer = optax.adam(config.learning_rate)
-  step = train.make_train_step(objectives.make_elbo_loss(model, likelihood), optimizer,
-                               axis_name=placement.axis_name)
-  images = data.synthetic(global_batch * config.steps, 1, seed=config.seed).train_images
-  state = train.create_train_state(params, optimizer, jax.random.PRNGKey(config.seed + 1))
-  logs = [log for _, log in train.fit(
+  step = train_step.make_train_step(elbo.make_elbo_loss(model, likelihood), optimizer,
+                                    axis_name=placement.axis_name)
+  images = sources.synthetic(global_batch * config.steps, 1, seed=config.seed).train_images
+  state = train_state.create_train_state(params, optimizer, keys["state"])
+  logs = [log for _, log in loop.fit(
       state, step, {"image": images}, batch_size=global_batch, num_epochs=config.repeats + 1,
-      data_rng=jax.random.PRNGKey(config.seed + 2), steps_per_chunk=config.steps,
+      data_rng=keys["data"], steps_per_chunk=config.steps,
       placement=placement)]
   steady = float(np.median([log["seconds"] for log in logs[1:]]))
   return {"examples_per_s": global_batch * config.steps / steady,
           "steps_per_s": config.steps / steady, "compile_s": logs[0]["seconds"] - steady}
 
 
-def _plan(config: Config) -> list[dict]:
+def _plan(config: Any) -> list[dict]:
   """Every measurement to take, each checked (placement, devices, batch) before any runs."""
+  plan = plan_of(config)
   available = jax.device_count()
-  too_many = [c for c in config.device_counts if c > available]
+  too_many = [c for c in plan.device_counts if c > available]
   if too_many:
-    raise ValueError(f"--device_counts={','.join(map(str, too_many))} exceeds the {available} "
-                     "devices here (use --host_devices=N on a CPU)")
-  plan = []
+    raise ValueError(f"config.device_counts={','.join(map(str, too_many))} exceeds the "
+                     f"{available} devices here (use --host_devices=N on a CPU)")
+  points = []
   for kind, hidden, per_device, mode in itertools.product(
-      config.placements, config.model_sizes, config.per_device_batch, config.modes):
-    for devices in (1,) if kind == "none" else config.device_counts:
-      global_batch = per_device * (devices if mode == "weak" else max(config.device_counts))
+      plan.placements, plan.model_sizes, plan.per_device_batch, plan.modes):
+    for devices in (1,) if kind == "none" else plan.device_counts:
+      global_batch = per_device * (devices if mode == "weak" else max(plan.device_counts))
       parallel.check_batch_size(parallel.make_placement(kind, devices), global_batch)
-      plan.append({"placement": kind, "devices": devices, "model": ":".join(map(str, hidden)),
-                   "per_device_batch": per_device, "mode": mode, "global_batch": global_batch})
-  return plan
+      points.append({"placement": kind, "devices": devices,
+                     "model": ":".join(map(str, hidden)), "per_device_batch": per_device,
+                     "mode": mode, "global_batch": global_batch})
+  return points
 
 
-def run(config: Config) -> list[dict]:
+def run(config: Any) -> list[dict]:
   """Measures every point of the plan (reusing those a previous invocation measured)."""
   plan = _plan(config)
-  workdir.check_or_write_config(config.workdir, dataclasses.asdict(config))
+  workdir.check_or_write_config(config.workdir, configuration.as_dict(config),
+                                runner.RESUMABLE)
   done = {_key(r): r for r in workdir.read_metrics(config.workdir)}
   writer = workdir.MetricsWriter(config.workdir, tensorboard=False)
   rows = []
@@ -169,7 +143,7 @@ def _add_efficiency(rows: list[dict]) -> None:
                          if base else float("nan"))
 
 
-def _write(config: Config, rows: list[dict]) -> None:
+def _write(config: Any, rows: list[dict]) -> None:
   if not workdir.is_primary():
     return
   device = jax.devices()[0]
@@ -207,12 +181,6 @@ def _write(config: Config, rows: list[dict]) -> None:
   plt.close(fig)
 
 
-def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  rows = common.run_or_exit("scaling", run, config_from_flags())
-  if workdir.is_primary():
-    print(open(os.path.join(FLAGS.workdir, workdir.RESULTS_MD)).read())
-    if jax.devices()[0].platform == "cpu" and jax.device_count() > 1:
-      print(SIMULATED_NOTE)
-  logging.info("%d measurements", len(rows))
+def report(rows: list[dict], config: Any) -> str:
+  with open(os.path.join(config.workdir, workdir.RESULTS_MD)) as f:
+    return f.read()

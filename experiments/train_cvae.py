@@ -1,10 +1,11 @@
 """Train a conditional VAE, q(z|x, c) and p(x|z, c), and generate under chosen conditions.
 
 The condition c is the one-hot class label (mnist, fashion_mnist) or the vector of 40
-binary attributes (celeb_a). The ELBO given c is the VAE's, so ``--objective`` takes
+binary attributes (celeb_a). The ELBO given c is the VAE's, so ``objective`` takes
 every variant of the ELBO lab (elbo, elbo_mc, elbo_stl, beta=B, iwae=K, iwae_dreg=K, ...).
 
-Writes into --workdir: config.json, metrics.jsonl (+ tensorboard/), checkpoints/,
+Config: experiments/configs/train_cvae.py (celeb_a: its celeb_a variant). Writes into the
+workdir: config.json, metrics.jsonl (+ tensorboard/), checkpoints/,
 class_grid.png (one row per condition, one column per z ~ p(z): the same z down a
 column), analogies.png (test images, then their posterior mean z decoded under every
 other condition), reconstructions.png, results.json and results.md (test ELBO given c;
@@ -18,50 +19,21 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from typing import Any
 
-from absl import app, flags
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from experiments import common
-from experiments.train_vae import generate_means
-from genjax import data, models, objectives, plotting, train, workdir
+from experiments import configuration, evaluators, runner
+from genjax import models
+from genjax.data import sources
+from genjax.io import plotting, workdir
+from genjax.losses import elbo
+from genjax.models import protocol
 
-flags.DEFINE_string("objective", "elbo", "Training objective, one variant of the ELBO lab: "
-                    + ", ".join(objectives.VARIANT_FORMS) + ".")
-flags.DEFINE_integer("grid_columns", 8, "Prior samples z (columns) of class_grid.png.",
-                     lower_bound=1)
-flags.DEFINE_integer("analogies", 6, "Test images re-decoded under every condition in "
-                     "analogies.png.", lower_bound=1)
-flags.DEFINE_list("attributes", ["Smiling", "Eyeglasses", "Male", "Blond_Hair", "Black_Hair",
-                                 "Bald", "Mustache", "Wearing_Hat", "Young", "Pale_Skin"],
-                  "celeb_a: the attributes switched on, one per row, in the figures.")
-flags.DEFINE_integer("image_size", data.CELEB_A_IMAGE_SIZE, "celeb_a: side of the resized "
-                     "140x140 centre crop (a multiple of 4 for --model=conv).", lower_bound=4)
-FLAGS = flags.FLAGS
-
-
-@dataclasses.dataclass(frozen=True)
-class Config(common.ModelConfig):
-  """Every flag of the run, resolved once (defaults live on the flags)."""
-  likelihood: str
-  gaussian_std: float
-  objective: str
-  grid_columns: int
-  analogies: int
-  attributes: tuple[str, ...]
-  image_size: int
-  quality_samples: int
-
-
-def config_from_flags() -> Config:
-  celeb_a = FLAGS.dataset == "celeb_a"
-  return common.config_from_flags(
-      Config, attributes=tuple(FLAGS.attributes),
-      preprocess=common.flag_or("preprocess", "continuous" if celeb_a else "dynamic"),
-      model=common.flag_or("model", "conv" if celeb_a else "mlp"))
+READ_IF = {"quality_samples": configuration.ReadIf(lambda c: c.dataset != "celeb_a",
+                                                  "dataset has class labels (not celeb_a)")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,20 +46,21 @@ class Conditions:
   shown: tuple[int, ...]       # entries switched on, one figure row each
 
 
-def conditions_of(config: Config, dataset: data.Dataset) -> Conditions:
+def conditions_of(config: Any, dataset: sources.Dataset) -> Conditions:
   """One-hot labels, or the attribute vectors; raises ValueError for data with neither or
-  an unknown ``--attributes`` name."""
+  an unknown ``attributes`` name."""
   if dataset.train_attributes is not None:
     names = tuple(dataset.attribute_names)
-    unknown = [a for a in config.attributes if a not in names]
+    shown = configuration.split_names(config.attributes)
+    unknown = [a for a in shown if a not in names]
     if unknown:
-      raise ValueError(f"--attributes: unknown {', '.join(unknown)}; celeb_a has "
+      raise ValueError(f"config.attributes: unknown {', '.join(unknown)}; celeb_a has "
                        f"{', '.join(names)}")
     return Conditions(dataset.train_attributes, dataset.test_attributes, "attributes", names,
-                      tuple(names.index(a) for a in config.attributes))
+                      tuple(names.index(a) for a in shown))
   if np.any(dataset.train_labels < 0):
-    raise ValueError(f"--dataset={config.dataset} has neither labels nor attributes to "
-                     "condition on: use --dataset=mnist, fashion_mnist or celeb_a")
+    raise ValueError(f"config.dataset={config.dataset} has neither labels nor attributes to "
+                     "condition on: use mnist, fashion_mnist or celeb_a")
   k = int(dataset.train_labels.max()) + 1
   one_hot = lambda y: np.eye(k, dtype=np.float32)[y]
   return Conditions(one_hot(dataset.train_labels), one_hot(dataset.test_labels), "label",
@@ -114,85 +87,68 @@ def condition_grid(model, likelihood, params, z: jax.Array, rows: jax.Array) -> 
   r, j = rows.shape[0], z.shape[0]
   zz = jnp.broadcast_to(z[None], (r, *z.shape)).reshape(r * j, -1)
   cc = jnp.broadcast_to(rows[:, None], (r, j, rows.shape[1])).reshape(r * j, -1)
-  out = likelihood.mean(objectives.decode(model, params, zz, cc))
+  out = likelihood.mean(protocol.decode(model, params, zz, cc))
   return out.reshape(r, j, *out.shape[1:])
 
 
-def run(config: Config) -> dict[str, float]:
+def run(config: Any) -> dict[str, float]:
   """Trains (or resumes) and evaluates; writes every workdir file; returns results."""
   wall_start = time.perf_counter()
   try:   # before anything is written
-    objective = objectives.parse_variant(config.objective)
+    objective = elbo.parse_variant(config.objective)
   except ValueError as e:
-    raise ValueError(f"--objective={config.objective}: {e}") from None
+    raise ValueError(f"config.objective={config.objective}: {e}") from None
   holder = {}
 
   def check(dataset):
     holder["conditions"] = conditions_of(config, dataset)
 
-  dataset, placement = common.prepare_run(config, check=check)
+  dataset, placement = runner.prepare(config, check=check)
   conditions = holder["conditions"]
-  likelihood = objectives.make_likelihood(config.likelihood, config.gaussian_std)
+  likelihood = runner.likelihood(config)
   image_shape = dataset.train_images.shape[1:]
   model = models.build_cvae(config.model, image_shape, config.latent_dim, config.hidden,
                             image_shape[-1] * likelihood.params_per_channel, config.activation)
-  init_rng, state_rng, data_rng, eval_rng, figure_rng, quality_rng = jax.random.split(
-      jax.random.PRNGKey(config.seed), 6)
-  params = model.init(init_rng, jnp.zeros((1, *image_shape), jnp.float32),
-                      jnp.zeros((1, conditions.train.shape[1]), jnp.float32))["params"]
-  optimizer = optax.adam(config.learning_rate)
-  state = train.create_train_state(params, optimizer, state_rng)
-  loss_fn = objectives.make_loss(model, likelihood, objective)
-  terms_fn = objectives.make_elbo_terms(model, likelihood)
-  preprocess = common.make_preprocess(config.preprocess)
-  evaluate = train.make_eval_fn(
-      lambda p, b, r: objectives.elbo_metrics(terms_fn(p, b, r)), preprocess)
-  test_batches = train.pad_batches(
-      {"image": dataset.test_images, "condition": conditions.test},
-      min(config.eval_batch_size, len(dataset.test_images)))
+  keys = runner.streams(config.seed, "init", "state", "data", "eval", "figures", "quality")
+  loss_fn = elbo.make_loss(model, likelihood, objective)
+  preprocess = runner.make_preprocess(config.preprocess)
+  test_elbo = evaluators.TestELBO(
+      model, likelihood, {"image": dataset.test_images, "condition": conditions.test},
+      config.eval_batch_size, keys["eval"], preprocess)
+  example = (jnp.zeros((1, *image_shape), jnp.float32),
+             jnp.zeros((1, conditions.train.shape[1]), jnp.float32))
+  state = runner.fit(
+      config, model, loss_fn, {"image": dataset.train_images, "condition": conditions.train},
+      example, keys, run_dir=config.workdir, preprocess=preprocess, placement=placement,
+      evaluate=test_elbo, name="train_cvae")
 
-  def test_metrics(params) -> dict[str, float]:
-    return {f"test_{k}": float(v) for k, v in evaluate(params, *test_batches, eval_rng).items()}
-
-  step = train.make_train_step(loss_fn, optimizer, axis_name=placement.axis_name)
-  state = common.fit_and_checkpoint(
-      config, state, step, {"image": dataset.train_images, "condition": conditions.train},
-      run_dir=config.workdir, data_rng=data_rng, preprocess=preprocess, placement=placement,
-      evaluate=test_metrics, name="train_cvae")
-
-  final = test_metrics(state.params)
+  final = test_elbo(state.params)
   if config.quality_samples and conditions.kind == "label":
     k = len(conditions.names)
     labels = np.arange(config.quality_samples) % k       # balanced over the classes
-    samples = generate_means(model, likelihood, state.params, quality_rng,
-                             config.quality_samples, np.eye(k, dtype=np.float32)[labels])
-    final.update(common.sample_quality(config, dataset, samples, conditioned_on=labels))
+    samples = evaluators.prior_sample_means(model, likelihood, state.params, keys["quality"],
+                                            config.quality_samples,
+                                            np.eye(k, dtype=np.float32)[labels])
+    final.update(runner.sample_quality(config, dataset, samples, conditioned_on=labels))
   if workdir.is_primary():
-    _write_figures(config, model, likelihood, state.params, dataset, conditions, figure_rng)
-  results = {**final, "objective": objective.name, "epochs": config.epochs,
-             "steps": int(state.step), "condition": conditions.kind,
+    _write_figures(config, model, likelihood, state.params, dataset, conditions, keys["figures"])
+  results = {**final, "objective": objective.name, "condition": conditions.kind,
              "condition_dim": int(conditions.train.shape[1]),
-             "examples_per_s": common.steady_examples_per_s(config.workdir),
-             "wall_s": time.perf_counter() - wall_start,
-             "train_s": common.train_seconds(config.workdir),
-             "num_params": int(sum(x.size for x in jax.tree.leaves(state.params))),
-             "dataset": config.dataset, "data_source": dataset.source,
-             "device": jax.devices()[0].device_kind, "num_devices": placement.num_devices,
-             "parallel": config.parallel, "params_digest": common.params_digest(state.params)}
+             **runner.run_info(config, state, dataset, placement, wall_start)}
   workdir.write_results(
       config.workdir, results, title=f"Conditional VAE on {config.dataset} ({config.model}, "
       f"{objective.name})",
       notes="ELBO terms of log p(x|c) in nats per test example, c the example's own "
             "condition. sample_* score quality_samples samples, an equal number per class, "
-            "with the cached reference classifier (genjax.evaluate.sample_quality); "
+            "with the cached reference classifier (genjax.metrics.sample_quality); "
             "conditional_accuracy is the share classified as the class they were "
             "generated for; data_fd is the floor set by real training images.")
   return results
 
 
-def _write_figures(config: Config, model, likelihood, params, dataset, conditions, rng) -> None:
+def _write_figures(config: Any, model, likelihood, params, dataset, conditions, rng) -> None:
   z_rng, _ = jax.random.split(rng)
-  z = jax.random.normal(z_rng, (config.grid_columns, config.latent_dim))
+  z = protocol.sample_prior(model, params, z_rng, config.grid_columns)
   base = (conditions.test.mean(0) > 0.5).astype(np.float32)   # the modal attribute vector
   rows, names = figure_rows(conditions, base)
   grid = np.asarray(condition_grid(model, likelihood, params, z, jnp.asarray(rows)))
@@ -202,13 +158,13 @@ def _write_figures(config: Config, model, likelihood, params, dataset, condition
                                  "down a column")
   n = min(config.analogies, len(dataset.test_images))
   x, own = dataset.test_images[:n], conditions.test[:n]
-  mean, _ = objectives.encode(model, params, jnp.asarray(x), jnp.asarray(own))
+  mean = protocol.posterior(model, params, jnp.asarray(x), jnp.asarray(own)).mean
   panels = {"input": x}
   per_image = [figure_rows(conditions, own[i])[0] for i in range(n)]
   for r, name in enumerate(names):
     row_conditions = jnp.asarray(np.stack([rows_i[r] for rows_i in per_image]))
-    panels[name] = np.asarray(likelihood.mean(objectives.decode(model, params, mean,
-                                                                 row_conditions)))
+    panels[name] = np.asarray(likelihood.mean(protocol.decode(model, params, mean,
+                                                              row_conditions)))
   plotting.save_image_rows(os.path.join(config.workdir, "analogies.png"), panels,
                            title="analogies: each column keeps one test image's z = E[z|x, c] "
                                  "and decodes it under each row's condition")
@@ -218,13 +174,9 @@ def _write_figures(config: Config, model, likelihood, params, dataset, condition
                                 dataset.test_images[:32], np.asarray(recon))
 
 
-def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  results = common.run_or_exit("train_cvae", run, config_from_flags())
-  if workdir.is_primary():
-    quality = (f"; samples: FD {results['sample_fd']:.2f}, conditional accuracy "
-               f"{results['conditional_accuracy']:.3f}" if "sample_fd" in results else "")
-    print(f"test ELBO {results['test_elbo']:.2f} nats given c (recon "
+def report(results: dict, config: Any) -> str:
+  quality = (f"; samples: FD {results['sample_fd']:.2f}, conditional accuracy "
+             f"{results['conditional_accuracy']:.3f}" if "sample_fd" in results else "")
+  return (f"test ELBO {results['test_elbo']:.2f} nats given c (recon "
           f"{results['test_recon']:.2f}, KL {results['test_kl']:.2f}){quality}; "
-          f"wall {results['wall_s']:.0f} s; results in {FLAGS.workdir}/results.md")
+          f"wall {results['wall_s']:.0f} s; results in {config.workdir}/results.md")

@@ -1,10 +1,11 @@
 """Train a DCGAN (minimax, non-saturating or hinge loss; optional R1 penalty) and watch its samples.
 
 One step updates the discriminator, then the generator against the updated
-discriminator, each with its own Adam (b1 = 0.5, as in DCGAN). Writes into --workdir:
+discriminator, each with its own Adam (b1 = 0.5, as in DCGAN). Config:
+experiments/configs/train_gan.py. Writes into the workdir:
 config.json, metrics.jsonl (+ tensorboard/), checkpoints/ (both networks and both
-optimizer states), samples_epoch_XXX.png every --grid_every epochs (the generator on the
-same 64 noise vectors, drawn from --seed, so progress is visible), fixed_noise.npz (those
+optimizer states), samples_epoch_XXX.png every grid_every epochs (the generator on the
+same 64 noise vectors, drawn from the seed, so progress is visible), fixed_noise.npz (those
 samples, by epoch), progress.png (the first samples of each grid, one row per epoch),
 samples.png (the final grid), curves.png (the two losses, and D(x) and D(G(z)) against
 the step), results.json and results.md (the last chunk's losses and D outputs, sample
@@ -13,34 +14,21 @@ quality in a reference classifier's feature space, throughput).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
+from typing import Any
 
-from absl import app, flags
 import jax
 import jax.numpy as jnp
-import matplotlib.pyplot as plt   # the Agg backend: genjax.plotting selects it on import
+import matplotlib.pyplot as plt   # the Agg backend: genjax.io.plotting selects it on import
 import numpy as np
 import optax
 
-from experiments import common
-from genjax import models, objectives, plotting, train, workdir
+from experiments import runner
+from genjax import models
+from genjax.io import plotting, workdir
+from genjax.training import gan_step
 
-flags.DEFINE_enum("gan_loss", "non_saturating", objectives.GAN_LOSSES,
-                  "GAN loss: the minimax game, its non-saturating generator loss, or hinge.")
-flags.DEFINE_float("r1_gamma", 0.0, "Weight gamma of the R1 penalty gamma/2 E||grad_x D(x)||^2 "
-                   "on real data (Mescheder et al. 2018); 0 turns it off.", lower_bound=0.0)
-flags.DEFINE_float("d_learning_rate", 2e-4, "Discriminator Adam learning rate.",
-                   lower_bound=0.0)
-flags.DEFINE_float("g_learning_rate", 2e-4, "Generator Adam learning rate.", lower_bound=0.0)
-flags.DEFINE_integer("gan_width", 64, "Base channel width of the generator and discriminator "
-                     "(the wider layer has twice as many).", lower_bound=1)
-flags.DEFINE_integer("grid_every", 1, "Epochs between fixed-noise sample grids (and the last "
-                     "epoch).", lower_bound=1)
-FLAGS = flags.FLAGS
-
-DEFAULTS = {"epochs": 10, "latent_dim": 64, "preprocess": "continuous", "steps_per_chunk": 50}
 ADAM_BETAS = (0.5, 0.999)     # Radford et al. 2016, Sec. 4
 GRID_SAMPLES = 64             # fixed noise vectors in each samples_epoch_XXX.png
 PROGRESS_COLUMNS = 10         # of them, shown per row of progress.png
@@ -49,81 +37,52 @@ PROBE_EXAMPLES = 1000         # test images whose mean D(x) is logged with each 
 FIXED_NOISE = "fixed_noise.npz"
 
 
-@dataclasses.dataclass(frozen=True)
-class Config(common.RunConfig):
-  """Every flag of the run, resolved once (defaults live on the flags and in DEFAULTS)."""
-  gan_loss: str
-  r1_gamma: float
-  d_learning_rate: float
-  g_learning_rate: float
-  gan_width: int
-  grid_every: int
-  quality_samples: int
-
-  @property
-  def eval_every(self) -> int:
-    """``common.fit_and_checkpoint`` calls its ``evaluate`` (here: the fixed-noise grid)
-    every ``eval_every`` epochs."""
-    return self.grid_every
-
-
-def config_from_flags() -> Config:
-  return common.config_from_flags(
-      Config, **{name: common.flag_or(name, value) for name, value in DEFAULTS.items()})
-
-
-def run(config: Config) -> dict:
+def run(config: Any) -> dict:
   """Trains (or resumes); writes every workdir file; returns the results."""
   wall_start = time.perf_counter()
-  dataset, placement = common.prepare_run(config, check=lambda ds: _check_images(config, ds))
+  dataset, placement = runner.prepare(config, check=lambda ds: _check_images(config, ds))
   image_shape = dataset.train_images.shape[1:]
   generator, discriminator = models.build_gan(image_shape, config.latent_dim, config.gan_width)
-  g_rng, d_rng, state_rng, data_rng, noise_rng, quality_rng = jax.random.split(
-      jax.random.PRNGKey(config.seed), 6)
+  keys = runner.streams(config.seed, "generator", "discriminator", "state", "data", "noise",
+                        "quality")
   # jit: one compile, rather than one per layer's op when run eagerly.
-  g_params = jax.jit(generator.init)(g_rng, jnp.zeros((1, config.latent_dim)))["params"]
-  d_params = jax.jit(discriminator.init)(d_rng, jnp.zeros((1, *image_shape)))["params"]
+  g_params = jax.jit(generator.init)(keys["generator"], jnp.zeros((1, config.latent_dim)))["params"]
+  d_params = jax.jit(discriminator.init)(keys["discriminator"], jnp.zeros((1, *image_shape)))["params"]
   g_optimizer = optax.adam(config.g_learning_rate, *ADAM_BETAS)
   d_optimizer = optax.adam(config.d_learning_rate, *ADAM_BETAS)
-  state = train.create_gan_train_state(g_params, d_params, g_optimizer, d_optimizer, state_rng)
-  step = train.make_gan_train_step(generator, discriminator, g_optimizer, d_optimizer,
-                                   config.gan_loss, config.r1_gamma, config.latent_dim,
-                                   axis_name=placement.axis_name)
-  fixed_z = jax.random.normal(noise_rng, (GRID_SAMPLES, config.latent_dim))
+  state = gan_step.create_gan_train_state(g_params, d_params, g_optimizer, d_optimizer, keys["state"])
+  step = gan_step.make_gan_train_step(generator, discriminator, g_optimizer, d_optimizer,
+                                      config.gan_loss, config.r1_gamma, config.latent_dim,
+                                      axis_name=placement.axis_name)
+  fixed_z = jax.random.normal(keys["noise"], (GRID_SAMPLES, config.latent_dim))
   probe = _make_probe(generator, discriminator, fixed_z, dataset.test_images[:PROBE_EXAMPLES])
 
   def grid(params) -> dict[str, float]:
     samples, metrics = probe(params)
     if workdir.is_primary():
-      # fit_and_checkpoint logs the epoch's last chunk before it calls evaluate.
+      # runner.train logs the epoch's last chunk before it calls evaluate.
       _write_grid(config, round(workdir.read_metrics(config.workdir)[-1]["epoch"]), samples)
     return metrics
 
-  state = common.fit_and_checkpoint(config, state, step, {"image": dataset.train_images},
-                                    run_dir=config.workdir, data_rng=data_rng,
-                                    preprocess=common.make_preprocess(config.preprocess),
-                                    placement=placement, evaluate=grid, name="train_gan")
+  state = runner.train(config, state, step, {"image": dataset.train_images},
+                       run_dir=config.workdir, data_rng=keys["data"],
+                       preprocess=runner.make_preprocess(config.preprocess),
+                       placement=placement, evaluate=grid, eval_every=config.grid_every,
+                       name="train_gan")
 
   samples, probed = probe(state.params)
   quality = {}
   if config.quality_samples:
-    quality = common.sample_quality(config, dataset, generate(
-        generator, state.g_params, quality_rng, config.quality_samples))
+    quality = runner.sample_quality(config, dataset, generate(
+        generator, state.g_params, keys["quality"], config.quality_samples))
   if workdir.is_primary():
     plotting.save_image_grid(os.path.join(config.workdir, "samples.png"), samples,
                              title=f"G(z), {GRID_SAMPLES} fixed z, final (epoch {config.epochs})")
     _save_curves(os.path.join(config.workdir, "curves.png"), workdir.read_metrics(config.workdir))
   results = {**_last_train_metrics(config.workdir), **probed, **quality,
-             "epochs": config.epochs, "steps": int(state.step),
-             "examples_per_s": common.steady_examples_per_s(config.workdir),
-             "wall_s": time.perf_counter() - wall_start,
-             "train_s": common.train_seconds(config.workdir),
-             "num_params": _count(state.params), "g_num_params": _count(state.g_params),
-             "d_num_params": _count(state.d_params),
-             "dataset": config.dataset, "data_source": dataset.source,
-             "device": jax.devices()[0].device_kind, "num_devices": placement.num_devices,
-             "parallel": config.parallel, "num_processes": jax.process_count(),
-             "params_digest": common.params_digest(state.params)}
+             **runner.run_info(config, state, dataset, placement, wall_start),
+             "g_num_params": runner.count_params(state.g_params),
+             "d_num_params": runner.count_params(state.d_params)}
   penalty = f", R1 gamma={config.r1_gamma:g}" if config.r1_gamma else ""
   workdir.write_results(
       config.workdir, results, title=f"DCGAN on {config.dataset} ({config.gan_loss} loss{penalty})",
@@ -131,18 +90,18 @@ def run(config: Config) -> dict:
             "sigmoid(D(G(z))) are means over the last chunk of training steps; test_d_real "
             "and fixed_d_fake are the final networks on test images and on the fixed noise. "
             "sample_* score quality_samples samples G(z) with the cached reference "
-            "classifier (genjax.evaluate.sample_quality; data_fd: real training images, the "
+            "classifier (genjax.metrics.sample_quality; data_fd: real training images, the "
             "floor). examples_per_s excludes each process's first (compiling) chunk; "
             "wall_s is this invocation's wall time, train_s the time in training steps over "
             "every invocation of the run.")
   return results
 
 
-def _check_images(config: Config, dataset) -> None:
+def _check_images(config: Any, dataset) -> None:
   try:
     models.build_gan(dataset.train_images.shape[1:], config.latent_dim, config.gan_width)
   except ValueError as e:
-    raise ValueError(f"--dataset={config.dataset}: {e}") from None
+    raise ValueError(f"config.dataset={config.dataset}: {e}") from None
 
 
 def generate(generator, g_params, rng: jax.Array, num: int, batch_size: int = 1000
@@ -182,7 +141,7 @@ def _make_probe(generator, discriminator, fixed_z: jax.Array, test_images: np.nd
   return host_probe
 
 
-def _write_grid(config: Config, epoch: int, samples: np.ndarray) -> None:
+def _write_grid(config: Any, epoch: int, samples: np.ndarray) -> None:
   """samples_epoch_XXX.png, the samples added to fixed_noise.npz, progress.png redrawn."""
   plotting.save_image_grid(os.path.join(config.workdir, f"samples_epoch_{epoch:03d}.png"),
                            samples, title=f"G(z), {len(samples)} fixed z, epoch {epoch}")
@@ -210,10 +169,6 @@ def _last_train_metrics(run_dir: str) -> dict[str, float]:
   return {k: float(last.get(k, float("nan"))) for k in keys}
 
 
-def _count(params) -> int:
-  return int(sum(x.size for x in jax.tree.leaves(params)))
-
-
 def _save_curves(path: str, records: list[dict]) -> None:
   """Two panels against the step: the losses; D(x) and D(G(z)) on training batches (and
   on test images and the fixed noise at each grid)."""
@@ -233,14 +188,9 @@ def _save_curves(path: str, records: list[dict]) -> None:
   plt.close(fig)
 
 
-def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  results = common.run_or_exit("train_gan", run, config_from_flags())
-  print(f"process {jax.process_index()}: params_digest={results['params_digest']!r}")
-  if workdir.is_primary():
-    quality = f"sample_fd {results['sample_fd']:.2f}; " if "sample_fd" in results else ""
-    print(f"d_loss {results['d_loss']:.3f}, g_loss {results['g_loss']:.3f}, D(x) "
+def report(results: dict, config: Any) -> str:
+  quality = f"sample_fd {results['sample_fd']:.2f}; " if "sample_fd" in results else ""
+  return (f"d_loss {results['d_loss']:.3f}, g_loss {results['g_loss']:.3f}, D(x) "
           f"{results['d_real']:.2f}, D(G(z)) {results['d_fake']:.2f}; {quality}"
           f"{results['examples_per_s']:.0f} examples/s; wall {results['wall_s']:.0f} s; "
-          f"results in {FLAGS.workdir}/results.md")
+          f"results in {config.workdir}/results.md")

@@ -3,14 +3,20 @@
 p(z) = N(0, I_3), p(x|z) = N(z W + b, s^2 I_6), with W's rows orthogonal so the exact
 posterior is a diagonal Gaussian that the encoder q(z|x) = N(x A + c, diag(exp(v))) can
 represent. ``exact_setup()`` gives the model, encoder/decoder params with q = p(z|x),
-four data points and their exact log p(x) (scipy's multivariate normal).
+four data points and their exact log p(x) (scipy's multivariate normal). Both models
+implement the latent-variable model protocol (``genjax.models.protocol``).
 """
+
+from typing import ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 from scipy import stats
+
+from genjax import distributions as D
+from genjax.models.protocol import check_condition
 
 DIM_X, DIM_Z, NOISE_STD = 6, 3, 0.5
 
@@ -34,20 +40,27 @@ class LinearDecoder(nn.Module):
 
 
 class LinearGaussian(nn.Module):
-  """Same interface as genjax.models.VAE: encode, decode, __call__."""
+  """The protocol of genjax.models.VAE: posterior, prior, decode, __call__."""
+  latent_dim: int = DIM_Z
+  encoder_params: ClassVar[tuple[str, ...]] = ("encoder",)
 
   def setup(self):
     self.encoder = LinearEncoder()
     self.decoder = LinearDecoder()
 
-  def encode(self, x):
-    return self.encoder(x)
+  def posterior(self, x, condition=None):
+    check_condition(self, condition, conditional=False)
+    return D.DiagonalGaussian(*self.encoder(x))
 
-  def decode(self, z):
+  def prior(self):
+    return D.StandardNormal(self.latent_dim)
+
+  def decode(self, z, condition=None):
+    check_condition(self, condition, conditional=False)
     return self.decoder(z)
 
   def __call__(self, x):
-    return self.decode(self.encode(x)[0])
+    return self.decode(self.posterior(x).mean)
 
 
 def exact_setup():
@@ -108,20 +121,27 @@ class ConditionalLinearDecoder(nn.Module):
 
 
 class ConditionalLinearGaussian(nn.Module):
-  """Same interface as genjax.models.CVAE: encode(x, c), decode(z, c), __call__(x, c)."""
+  """The protocol of genjax.models.CVAE: posterior(x, c), prior(), decode(z, c), __call__."""
+  latent_dim: int = DIM_Z
+  encoder_params: ClassVar[tuple[str, ...]] = ("encoder",)
 
   def setup(self):
     self.encoder = ConditionalLinearEncoder()
     self.decoder = ConditionalLinearDecoder()
 
-  def encode(self, x, c):
-    return self.encoder(x, c)
+  def posterior(self, x, condition=None):
+    check_condition(self, condition, conditional=True)
+    return D.DiagonalGaussian(*self.encoder(x, condition))
 
-  def decode(self, z, c):
-    return self.decoder(z, c)
+  def prior(self):
+    return D.StandardNormal(self.latent_dim)
+
+  def decode(self, z, condition=None):
+    check_condition(self, condition, conditional=True)
+    return self.decoder(z, condition)
 
   def __call__(self, x, c):
-    return self.decode(self.encode(x, c)[0], c)
+    return self.decode(self.posterior(x, c).mean, c)
 
 
 def conditional_exact_setup():

@@ -3,16 +3,15 @@
 import json
 import os
 
-from absl import flags
 import numpy as np
 import pytest
 
 from experiments import anomaly, semi_supervised, train_ae
 from tests.experiment_helpers import run_experiment as _run, write_synthetic_mnist
 
-FLAGS = flags.FLAGS
-TINY = ["--epochs=2", "--batch_size=32", "--hidden=16", "--latent_dim=2", "--eval_every=1",
-        "--checkpoint_every=1", "--eval_batch_size=40"]
+TINY = ["--config.epochs=2", "--config.batch_size=32", "--config.hidden=16",
+        "--config.latent_dim=2", "--config.checkpoint_every=1", "--config.eval_batch_size=40"]
+EVAL = ["--config.eval_every=1"]   # anomaly has no evaluation during training
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +27,9 @@ def _files(workdir, *names):
 
 def test_train_ae_trains_a_dae_beside_a_vae_and_resumes(data_dir, tmp_path):
   workdir = str(tmp_path / "ae")
-  argv = [f"--workdir={workdir}", f"--data_dir={data_dir}", *TINY, "--corruption=masking",
-          "--noise_level=0.5", "--interpolation_pairs=3", "--interpolation_steps=4"]
+  argv = [f"--workdir={workdir}", f"--config.data_dir={data_dir}", *TINY, *EVAL,
+          "--config.corruption=masking", "--config.noise_level=0.5",
+          "--config.interpolation_pairs=3", "--config.interpolation_steps=4"]
   results = _run(train_ae, argv)
   _files(workdir, "config.json", "metrics.jsonl", "results.json", "results.md",
          "reconstructions.png", "denoising.png", "interpolations.png", "vae/metrics.jsonl")
@@ -49,17 +49,17 @@ def test_train_ae_trains_a_dae_beside_a_vae_and_resumes(data_dir, tmp_path):
 
 
 def test_train_ae_refuses_a_bad_noise_level_before_writing(data_dir, tmp_path):
-  with pytest.raises(ValueError, match=r"--noise_level=1.5: the pixel rate of "
-                                       r"--corruption=salt_and_pepper must be in \[0, 1\]"):
-    _run(train_ae, [f"--workdir={tmp_path / 'w'}", f"--data_dir={data_dir}", *TINY,
-                    "--corruption=salt_and_pepper", "--noise_level=1.5"])
+  with pytest.raises(ValueError, match=r"noise_level=1.5: the pixel rate of "
+                                       r"corruption=salt_and_pepper must be in \[0, 1\]"):
+    _run(train_ae, [f"--workdir={tmp_path / 'w'}", f"--config.data_dir={data_dir}", *TINY,
+                    *EVAL, "--config.corruption=salt_and_pepper", "--config.noise_level=1.5"])
   assert not (tmp_path / "w").exists()
 
 
 def test_anomaly_reports_auroc_and_ap_per_held_out_class(data_dir, tmp_path):
   workdir = str(tmp_path / "an")
-  results = _run(anomaly, [f"--workdir={workdir}", f"--data_dir={data_dir}", *TINY,
-                           "--holdout_classes=3,8", "--score_samples=2"])
+  results = _run(anomaly, [f"--workdir={workdir}", f"--config.data_dir={data_dir}", *TINY,
+                           "--config.holdout_classes=3,8", "--config.score_samples=2"])
   _files(workdir, "results.json", "results.md", "scores_holdout3.png", "scores_holdout8.png",
          "holdout3/ae/metrics.jsonl", "holdout8/vae/metrics.jsonl")
   stored = json.load(open(os.path.join(workdir, "results.json")))
@@ -74,17 +74,18 @@ def test_anomaly_reports_auroc_and_ap_per_held_out_class(data_dir, tmp_path):
 
 
 def test_anomaly_refuses_an_unknown_class_before_writing(data_dir, tmp_path):
-  with pytest.raises(ValueError, match=r"--holdout_classes=12: no such class in "
-                                       r"--dataset=mnist \(classes 0..9\)"):
-    _run(anomaly, [f"--workdir={tmp_path / 'w'}", f"--data_dir={data_dir}", *TINY,
-                   "--holdout_classes=1,12"])
+  with pytest.raises(ValueError, match=r"config.holdout_classes=12: no such class in "
+                                       r"mnist \(classes 0..9\)"):
+    _run(anomaly, [f"--workdir={tmp_path / 'w'}", f"--config.data_dir={data_dir}", *TINY,
+                   "--config.holdout_classes=1,12"])
   assert not (tmp_path / "w").exists()
 
 
 def test_semi_supervised_compares_every_method_over_seeds(data_dir, tmp_path):
   workdir = str(tmp_path / "ss")
-  argv = [f"--workdir={workdir}", f"--data_dir={data_dir}", *TINY, "--epochs=1",
-          "--labels_per_class=2", "--seeds=2", "--finetune_steps=4", "--finetune_batch=8"]
+  argv = [f"--workdir={workdir}", f"--config.data_dir={data_dir}", *TINY, *EVAL,
+          "--config.epochs=1", "--config.labels_per_class=2", "--config.seeds=2",
+          "--config.finetune_steps=4", "--config.finetune_batch=8"]
   results = _run(semi_supervised, argv)
   stored = json.load(open(os.path.join(workdir, "results.json")))
   keys = ["scratch", "ae_finetune", "ae_probe", "dae_finetune", "dae_probe", "vae_finetune",
@@ -104,8 +105,8 @@ def test_semi_supervised_compares_every_method_over_seeds(data_dir, tmp_path):
 
 
 def test_semi_supervised_refuses_more_labels_than_a_class_has(data_dir, tmp_path):
-  with pytest.raises(ValueError, match=r"--labels_per_class=200: class \d has only \d+ "
+  with pytest.raises(ValueError, match=r"labels_per_class=200: class \d has only \d+ "
                                        r"training examples"):
-    _run(semi_supervised, [f"--workdir={tmp_path / 'w'}", f"--data_dir={data_dir}", *TINY,
-                           "--labels_per_class=10,200"])
+    _run(semi_supervised, [f"--workdir={tmp_path / 'w'}", f"--config.data_dir={data_dir}",
+                           *TINY, "--config.labels_per_class=10,200"])
   assert not (tmp_path / "w").exists()

@@ -4,18 +4,20 @@ figures' conditions, celeb_a through TFDS mock data, and train_cvae end to end."
 import json
 import os
 
-from absl import flags
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from experiments import train_cvae
-from genjax import data, evaluate, models, objectives
+from genjax import likelihoods, models
+from genjax.data import sources
+from genjax.losses import elbo
+from genjax.metrics import likelihood as likelihood_metrics
+from genjax.models import protocol
 from tests import linear_gaussian as lg
 from tests.experiment_helpers import run_experiment, write_synthetic_mnist
 
-FLAGS = flags.FLAGS
 ALL_VARIANTS = "elbo,elbo_mc,elbo_stl,elbo_k=3,beta=0.5,beta_warmup=10,free_bits=0.1,iwae=3,iwae_dreg=3"
 
 
@@ -29,12 +31,12 @@ def conditional():
 
 
 def _likelihood():
-  return objectives.make_likelihood("gaussian_fixed", gaussian_std=lg.NOISE_STD)
+  return likelihoods.make_likelihood("gaussian_fixed", gaussian_std=lg.NOISE_STD)
 
 
 def test_conditional_elbo_matches_its_closed_form_and_bounds_exact_log_p_x_given_c(conditional):
   model, _, off, batch, log_px = conditional
-  loss_fn = jax.jit(objectives.make_elbo_loss(model, _likelihood()))
+  loss_fn = jax.jit(elbo.make_elbo_loss(model, _likelihood()))
   keys = jax.random.split(jax.random.PRNGKey(0), 2000)
   losses = np.asarray(jax.vmap(lambda k: loss_fn(off, batch, k)[0])(keys), np.float64)
   exact_elbo = float(lg.conditional_closed_form_elbo(off, batch))
@@ -49,7 +51,7 @@ def test_conditional_elbo_matches_its_closed_form_and_bounds_exact_log_p_x_given
 
 def test_conditional_importance_sampled_log_likelihood_is_exact_within_its_error(conditional):
   model, _, off, batch, log_px = conditional
-  est, se = evaluate.importance_sampled_log_likelihood(
+  est, se = likelihood_metrics.importance_sampled_log_likelihood(
       model, _likelihood(), off, batch["image"], jax.random.PRNGKey(1), 5000, 500,
       condition=batch["condition"])
   est, se = np.asarray(est, np.float64), np.asarray(se, np.float64)
@@ -62,8 +64,8 @@ def test_every_elbo_variant_trains_a_conditional_model(conditional):
   equals log p(x|c) for any sample)."""
   model, exact, off, batch, log_px = conditional
   batch = {**batch, "step": jnp.asarray(1000)}
-  for objective in objectives.parse_variants(ALL_VARIANTS):
-    loss_fn = objectives.make_loss(model, _likelihood(), objective)
+  for objective in elbo.parse_variants(ALL_VARIANTS):
+    loss_fn = elbo.make_loss(model, _likelihood(), objective)
     (loss, _), grads = jax.value_and_grad(loss_fn, has_aux=True)(off, batch,
                                                                   jax.random.PRNGKey(2))
     leaves = jax.tree.leaves(grads)
@@ -86,28 +88,28 @@ def test_cvae_condition_changes_the_output_and_shapes_hold(cvae):
   model, params = cvae
   x = jax.random.uniform(jax.random.PRNGKey(1), (5, 8, 8, 1))
   c1, c2 = jnp.eye(4)[jnp.zeros(5, int)], jnp.eye(4)[jnp.ones(5, int)]
-  mean, log_var = model.apply({"params": params}, x, c1, method=model.encode)
-  assert mean.shape == log_var.shape == (5, 3)
+  q = protocol.posterior(model, params, x, c1)
+  assert q.mean.shape == q.log_var.shape == (5, 3)
   z = jnp.ones((5, 3))
-  out1 = model.apply({"params": params}, z, c1, method=model.decode)
-  out2 = model.apply({"params": params}, z, c2, method=model.decode)
+  out1 = protocol.decode(model, params, z, c1)
+  out2 = protocol.decode(model, params, z, c2)
   assert out1.shape == (5, 8, 8, 1)
   assert float(jnp.max(jnp.abs(out1 - out2))) > 1e-3
-  assert not np.allclose(mean, model.apply({"params": params}, x, c2, method=model.encode)[0])
-  assert model.apply({"params": params}, jax.random.PRNGKey(2), c1,
-                     method=model.generate).shape == (5, 8, 8, 1)
+  assert not np.allclose(q.mean, protocol.posterior(model, params, x, c2).mean)
+  z = protocol.sample_prior(model, params, jax.random.PRNGKey(2), 5)
+  assert protocol.decode(model, params, z, c1).shape == (5, 8, 8, 1)
 
 
 def test_class_grid_uses_the_same_z_down_a_column(cvae):
   model, params = cvae
-  likelihood = objectives.make_likelihood("bernoulli")
+  likelihood = likelihoods.make_likelihood("bernoulli")
   z = jax.random.normal(jax.random.PRNGKey(3), (6, 3))
   rows = jnp.eye(4)
   grid = train_cvae.condition_grid(model, likelihood, params, z, rows)
   assert grid.shape == (4, 6, 8, 8, 1)
   for r in range(4):
     for j in range(6):
-      single = likelihood.mean(objectives.decode(model, params, z[j:j + 1], rows[r:r + 1]))
+      single = likelihood.mean(protocol.decode(model, params, z[j:j + 1], rows[r:r + 1]))
       np.testing.assert_allclose(grid[r, j], single[0], atol=1e-6)
   # Identical conditions give identical rows: only z varies along a row.
   same = train_cvae.condition_grid(model, likelihood, params, z, jnp.stack([rows[1]] * 3))
@@ -133,7 +135,7 @@ def test_celeb_a_crop_and_resize():
   top, left = (218 - 140) // 2, (178 - 140) // 2
   faces[:, top:top + 140, left:left + 140] = 255     # white exactly where the crop is
   faces[1, top:top + 70] = 0                          # second face: top half of the crop black
-  out = data.celeb_a_images(faces, 8)
+  out = sources.celeb_a_images(faces, 8)
   assert out.shape == (2, 8, 8, 3) and out.dtype == np.float32
   np.testing.assert_allclose(out[0], 1.0, atol=1e-6)
   np.testing.assert_allclose(out[1, :3], 0.0, atol=1e-6)   # away from the edge the
@@ -144,22 +146,20 @@ def test_celeb_a_crop_and_resize():
 def test_celeb_a_through_tfds_mock_data():
   import tensorflow_datasets as tfds
   with tfds.testing.mock_data(num_examples=5, policy=tfds.testing.MockPolicy.USE_CODE):
-    celeb = data._load_celeb_a(None, False, image_size=16, chunk=2)
+    celeb = sources._load_celeb_a(None, False, image_size=16, chunk=2)
   assert celeb.train_images.shape == (5, 16, 16, 3) and celeb.valid_images.shape == (5, 16, 16, 3)
   assert celeb.train_attributes.shape == (5, 40) and len(celeb.attribute_names) == 40
   assert set(np.unique(celeb.train_attributes)) <= {0.0, 1.0}
-  assert "Smiling" in celeb.attribute_names and np.all(celeb.train_labels == data.NO_LABEL)
+  assert "Smiling" in celeb.attribute_names and np.all(celeb.train_labels == sources.NO_LABEL)
   assert 0.0 <= celeb.train_images.min() and celeb.train_images.max() <= 1.0
 
 
 def test_celeb_a_without_a_tfds_copy_is_a_clear_error(tmp_path):
-  with pytest.raises(data.DataNotFoundError, match="TFDS-prepared copy"):
-    data.load("celeb_a", str(tmp_path))
+  with pytest.raises(sources.DataNotFoundError, match="TFDS-prepared copy"):
+    sources.load("celeb_a", str(tmp_path))
 
 
-TINY = ["--epochs=2", "--batch_size=32", "--hidden=16", "--latent_dim=2", "--eval_every=1",
-        "--checkpoint_every=1", "--eval_batch_size=40", "--quality_samples=200",
-        "--grid_columns=3", "--analogies=2"]
+TINY = ["--config=experiments/configs/train_cvae.py:smoke"]   # 2 epochs, batch 32, 16-2-16
 
 
 def _run(argv):
@@ -173,8 +173,8 @@ def labelled_dir(tmp_path_factory):
 
 def test_train_cvae_end_to_end_with_an_iwae_objective(labelled_dir, tmp_path):
   workdir = tmp_path / "run"
-  results = _run([f"--workdir={workdir}", f"--data_dir={labelled_dir}", "--objective=iwae=2",
-                  *TINY])
+  results = _run([f"--workdir={workdir}", f"--config.data_dir={labelled_dir}",
+                  "--config.objective=iwae=2", *TINY])
   for name in ("config.json", "metrics.jsonl", "class_grid.png", "analogies.png",
                "reconstructions.png", "results.json", "results.md"):
     assert os.path.getsize(workdir / name) > 0, name
@@ -193,10 +193,11 @@ def test_train_cvae_on_celeb_a_mock_data(tmp_path):
   (data_dir / "celeb_a").mkdir(parents=True)
   workdir = tmp_path / "celeb"
   with tfds.testing.mock_data(num_examples=40, policy=tfds.testing.MockPolicy.USE_CODE):
-    results = _run([f"--workdir={workdir}", f"--data_dir={data_dir}", "--dataset=celeb_a",
-                    "--image_size=8", "--epochs=1", "--batch_size=20", "--hidden=16",
-                    "--latent_dim=2", "--grid_columns=2", "--analogies=2",
-                    "--attributes=Smiling,Eyeglasses"])
+    results = _run([f"--workdir={workdir}", f"--config.data_dir={data_dir}",
+                    "--config=experiments/configs/train_cvae.py:celeb_a",
+                    "--config.image_size=8", "--config.epochs=1", "--config.batch_size=20",
+                    "--config.hidden=16", "--config.latent_dim=2", "--config.grid_columns=2",
+                    "--config.analogies=2", "--config.attributes=Smiling,Eyeglasses"])
   assert results["condition"] == "attributes" and results["condition_dim"] == 40
   assert "sample_fd" not in results and np.isfinite(results["test_elbo"])
   config = json.load(open(workdir / "config.json"))
@@ -205,8 +206,8 @@ def test_train_cvae_on_celeb_a_mock_data(tmp_path):
 
 
 @pytest.mark.parametrize("flag,expected", [
-    ("--objective=iwae=0", "--objective=iwae=0: bad variant"),
-    ("--dataset=binarized_mnist", "has neither labels nor attributes"),
+    ("--config.objective=iwae=0", "config.objective=iwae=0: bad variant"),
+    ("--config.dataset=binarized_mnist", "has neither labels nor attributes"),
 ])
 def test_bad_input_is_one_clear_error_and_writes_nothing(labelled_dir, tmp_path, flag, expected):
   workdir = tmp_path / "never"
@@ -214,9 +215,9 @@ def test_bad_input_is_one_clear_error_and_writes_nothing(labelled_dir, tmp_path,
   if "binarized" in flag:
     np.savez(tmp_path / "binarized_mnist.npz", train=np.zeros((40, 784), np.uint8),
              valid=np.zeros((8, 784), np.uint8), test=np.zeros((8, 784), np.uint8))
-    extra = [f"--data_dir={tmp_path}"]
+    extra = [f"--config.data_dir={tmp_path}"]
   else:
-    extra = [f"--data_dir={labelled_dir}"]
+    extra = [f"--config.data_dir={labelled_dir}"]
   with pytest.raises(ValueError, match=expected):
     _run([f"--workdir={workdir}", *extra, *TINY, flag])
   assert not workdir.exists()

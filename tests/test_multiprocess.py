@@ -11,9 +11,7 @@ import numpy as np
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-TINY = ["--epochs=2", "--batch_size=32", "--hidden=16", "--latent_dim=2", "--eval_every=1",
-        "--checkpoint_every=1", "--num_samples=4", "--eval_batch_size=40",
-        "--quality_samples=200"]
+TINY = ["--config=experiments/configs/train_vae.py:smoke"]   # 2 epochs, batch 32, 16-2-16
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +35,7 @@ def _digests(output):
 
 
 def test_two_processes_on_loopback_agree_with_each_other_and_with_one_process(data_dir, tmp_path):
-  common = ["train_vae", f"--data_dir={data_dir}", "--parallel=sharded", *TINY]
+  common = ["train_vae", f"--config.data_dir={data_dir}", "--config.parallel=sharded", *TINY]
   multi = _launch(*common, f"--workdir={tmp_path / 'multi'}", "--local_processes=2",
                   "--host_devices=2")
   assert multi.returncode == 0, multi.stderr[-3000:]
@@ -56,17 +54,17 @@ def test_two_processes_on_loopback_agree_with_each_other_and_with_one_process(da
 
 
 def test_indivisible_batch_is_one_line_and_writes_nothing(data_dir, tmp_path):
-  result = _launch("train_vae", f"--data_dir={data_dir}", f"--workdir={tmp_path / 'w'}",
-                   "--host_devices=4", "--parallel=pmap", *TINY, "--batch_size=30")
+  result = _launch("train_vae", f"--config.data_dir={data_dir}", f"--workdir={tmp_path / 'w'}",
+                   "--host_devices=4", "--config.parallel=pmap", *TINY, "--config.batch_size=30")
   assert result.returncode != 0
   assert result.stderr.strip().splitlines()[-1] == (
-      "train_vae: error: --batch_size=30 must divide by the 4 devices of --parallel=pmap")
+      "train_vae: error: batch_size=30 must divide by the 4 devices of parallel=pmap")
   assert not (tmp_path / "w").exists()
 
 
 def test_failing_processes_stop_the_launch_without_hanging(data_dir, tmp_path):
-  result = _launch("train_vae", f"--data_dir={data_dir}", f"--workdir={tmp_path / 'w'}",
-                   "--dataset=fashion_mnist", "--local_processes=2", *TINY, timeout=180)
+  result = _launch("train_vae", f"--config.data_dir={data_dir}", f"--workdir={tmp_path / 'w'}",
+                   "--config.dataset=fashion_mnist", "--local_processes=2", *TINY, timeout=180)
   assert result.returncode != 0
   assert "train_vae: error: data set 'fashion_mnist' not found" in result.stderr
   assert re.search(r"launch.py: process \d of 2 exited with code 1; stopping the others",
@@ -74,8 +72,9 @@ def test_failing_processes_stop_the_launch_without_hanging(data_dir, tmp_path):
 
 
 def test_scaling_experiment_on_simulated_devices_and_its_resume(tmp_path):
-  args = ["scaling", f"--workdir={tmp_path / 's'}", "--host_devices=2", "--model_sizes=16",
-          "--per_device_batch=4", "--modes=weak", "--steps=2", "--repeats=1", "--latent_dim=2"]
+  args = ["scaling", f"--workdir={tmp_path / 's'}", "--host_devices=2", "--config.model_sizes=16",
+          "--config.per_device_batch=4", "--config.modes=weak", "--config.steps=2",
+          "--config.repeats=1", "--config.latent_dim=2"]
   first = _launch(*args)
   assert first.returncode == 0, first.stderr[-3000:]
   assert "Simulated CPU devices (--host_devices) share the same cores" in first.stdout
@@ -99,9 +98,9 @@ def test_scaling_experiment_on_simulated_devices_and_its_resume(tmp_path):
 
 def test_scaling_refuses_more_devices_than_there_are_before_measuring(tmp_path):
   result = _launch("scaling", f"--workdir={tmp_path / 's'}", "--host_devices=2",
-                   "--device_counts=1,4")
+                   "--config.device_counts=1,4")
   assert result.returncode != 0
   assert result.stderr.strip().splitlines()[-1] == (
-      "scaling: error: --device_counts=4 exceeds the 2 devices here (use --host_devices=N on "
+      "scaling: error: config.device_counts=4 exceeds the 2 devices here (use --host_devices=N on "
       "a CPU)")
   assert not (tmp_path / "s").exists()

@@ -1,4 +1,8 @@
-"""Flax linen modules: encoders, decoders and the models built from them."""
+"""Flax linen modules: encoders, decoders and the models built from them.
+
+The latent-variable models (``VAE``, ``VampPriorVAE``, ``CVAE``, ``M2``) implement
+``protocol`` (posterior, prior, decode, encoder_params); callers use its helpers.
+"""
 
 from __future__ import annotations
 
@@ -14,11 +18,13 @@ from genjax.models.decoders import ConvDecoder, MLPDecoder
 from genjax.models.encoders import ConvEncoder, MLPEncoder
 from genjax.models.gan import Discriminator, Generator
 from genjax.models.vae import VAE
+from genjax.models.vamp import VampPriorVAE
 
 ARCHITECTURES = ("mlp", "conv")
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": nn.relu, "tanh": nn.tanh, "elu": nn.elu, "gelu": nn.gelu}
 GAN_IMAGE_SIZES = ((28, 28), (32, 32))
+PRIORS = ("standard_normal", "vamp")
 
 
 def build_encoder(model: str, latent_dim: int, hidden: Sequence[int], activation: str = "relu",
@@ -51,15 +57,24 @@ def _check(model: str, activation: str) -> None:
 
 
 def build_vae(model: str, image_shape: Sequence[int], latent_dim: int,
-              hidden: Sequence[int], output_channels: int,
-              activation: str = "relu") -> VAE:
+              hidden: Sequence[int], output_channels: int, activation: str = "relu",
+              prior: str = "standard_normal", num_pseudo_inputs: int = 500) -> VAE:
   """A VAE with MLP or conv encoder/decoder.
 
   ``hidden`` are the dense widths (the encoder's in order, the decoder's reversed);
-  ``output_channels`` is the decoder's channels per pixel (see ``decoders``).
+  ``output_channels`` is the decoder's channels per pixel (see ``decoders``). ``prior``
+  is one of ``PRIORS``: ``standard_normal`` (p(z) = N(0, I), ``VAE``) or ``vamp`` (the
+  VampPrior over ``num_pseudo_inputs`` learned pseudo-inputs, ``VampPriorVAE``).
   """
-  return VAE(build_encoder(model, latent_dim, hidden, activation),
-             build_decoder(model, image_shape, hidden, output_channels, activation), latent_dim)
+  if prior not in PRIORS:
+    raise ValueError(f"prior={prior!r}: expected one of {', '.join(PRIORS)}")
+  encoder = build_encoder(model, latent_dim, hidden, activation)
+  decoder = build_decoder(model, image_shape, hidden, output_channels, activation)
+  if prior == "vamp":
+    if num_pseudo_inputs < 1:
+      raise ValueError(f"num_pseudo_inputs={num_pseudo_inputs} must be >= 1")
+    return VampPriorVAE(encoder, decoder, latent_dim, tuple(image_shape), num_pseudo_inputs)
+  return VAE(encoder, decoder, latent_dim)
 
 
 def build_autoencoder(model: str, image_shape: Sequence[int], latent_dim: int,
@@ -88,10 +103,11 @@ def build_m2(model: str, image_shape: Sequence[int], latent_dim: int, hidden: Se
              output_channels: int, num_classes: int, activation: str = "relu") -> M2:
   """M2 (Kingma et al. 2014): a conditional VAE plus a classifier q(y|x) of the same
   encoder architecture."""
-  return M2(build_encoder(model, latent_dim, hidden, activation),
-            build_decoder(model, image_shape, hidden, output_channels, activation),
-            build_classifier(model, latent_dim, hidden, num_classes, activation),
-            latent_dim, num_classes)
+  return M2(encoder=build_encoder(model, latent_dim, hidden, activation),
+            decoder=build_decoder(model, image_shape, hidden, output_channels, activation),
+            latent_dim=latent_dim,
+            classifier=build_classifier(model, latent_dim, hidden, num_classes, activation),
+            num_classes=num_classes)
 
 
 def build_gan(image_shape: Sequence[int], latent_dim: int,
@@ -107,5 +123,6 @@ def build_gan(image_shape: Sequence[int], latent_dim: int,
 
 __all__ = ["ARCHITECTURES", "ACTIVATIONS", "Autoencoder", "CVAE", "Classifier", "ConvDecoder",
            "ConvEncoder", "Discriminator", "GAN_IMAGE_SIZES", "Generator", "M2", "MLPDecoder",
-           "MLPEncoder", "VAE", "build_autoencoder", "build_classifier", "build_cvae",
-           "build_decoder", "build_encoder", "build_gan", "build_m2", "build_vae"]
+           "MLPEncoder", "PRIORS", "VAE", "VampPriorVAE", "build_autoencoder",
+           "build_classifier", "build_cvae", "build_decoder", "build_encoder", "build_gan",
+           "build_m2", "build_vae"]

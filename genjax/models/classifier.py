@@ -1,10 +1,13 @@
 """A classifier: an encoder of the autoencoder family with a linear head on its code.
 
 The encoder is the same module an AE, DAE or VAE uses, so a pre-trained encoder's
-parameters drop in as ``params["encoder"]`` (fine-tuning or a frozen linear probe).
+parameters drop in as ``params["encoder"]`` (fine-tuning, or a frozen linear probe with
+``training.state.freeze(optimizer, models.protocol.encoder_mask(classifier, params))``).
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 import flax.linen as nn
 import jax
@@ -18,6 +21,7 @@ class Classifier(nn.Module):
   """
   encoder: nn.Module
   num_classes: int
+  encoder_params: ClassVar[tuple[str, ...]] = ("encoder",)
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:

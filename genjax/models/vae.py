@@ -1,38 +1,46 @@
 """The variational autoencoder as a Flax module: an encoder and a decoder, no loss.
 
-The ELBO lives in ``genjax.objectives``; this module only maps x -> q(z|x)
-parameters and z -> p(x|z) parameters.
+It implements the latent-variable model protocol (``genjax.models.protocol``):
+``posterior(x)`` is q(z|x), ``prior()`` is p(z) = N(0, I), ``decode(z)`` gives the
+parameters of p(x|z). The ELBO lives in ``genjax.losses.elbo``.
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import flax.linen as nn
 import jax
+
+from genjax import distributions as D
+from genjax.models.protocol import check_condition
 
 
 class VAE(nn.Module):
   """q(z|x) = N(mean(x), diag(exp(log_var(x)))), p(z) = N(0, I), p(x|z) = decoder(z).
 
   x: [batch, H, W, C]; z: [batch, latent_dim]; decoder outputs [batch, H, W, C_out].
+  Unconditional: ``condition`` must be None.
   """
   encoder: nn.Module
   decoder: nn.Module
   latent_dim: int
+  encoder_params: ClassVar[tuple[str, ...]] = ("encoder",)
 
-  def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Returns (mean, log_var) of q(z|x), each [batch, latent_dim]."""
-    return self.encoder(x)
+  def posterior(self, x: jax.Array, condition: jax.Array | None = None) -> D.DiagonalGaussian:
+    """q(z|x): mean, log_var [batch, latent_dim] from the encoder."""
+    check_condition(self, condition, conditional=False)
+    return D.DiagonalGaussian(*self.encoder(x))
 
-  def decode(self, z: jax.Array) -> jax.Array:
-    """Returns the parameters of p(x|z) (e.g. Bernoulli logits), [batch, H, W, C_out]."""
+  def prior(self) -> D.Distribution:
+    """p(z) = N(0, I_latent_dim)."""
+    return D.StandardNormal(self.latent_dim)
+
+  def decode(self, z: jax.Array, condition: jax.Array | None = None) -> jax.Array:
+    """The parameters of p(x|z) (e.g. Bernoulli logits), [batch, H, W, C_out]."""
+    check_condition(self, condition, conditional=False)
     return self.decoder(z)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     """Reconstructs x: decodes the posterior mean, z = E_q[z|x]."""
-    mean, _ = self.encode(x)
-    return self.decode(mean)
-
-  def generate(self, rng: jax.Array, num_samples: int) -> jax.Array:
-    """Decodes z ~ p(z) = N(0, I): returns p(x|z) parameters, [num_samples, H, W, C_out]."""
-    z = jax.random.normal(rng, (num_samples, self.latent_dim))
-    return self.decode(z)
+    return self.decode(self.posterior(x).mean)

@@ -1,16 +1,17 @@
-"""checkpoint.py: Orbax save / restore of a train-state pytree."""
+"""training/checkpoint.py: Orbax save / restore of a train-state pytree."""
 
 import chex
 import jax
 import jax.numpy as jnp
 import optax
 
-from genjax import checkpoint, train
+from genjax.training import checkpoint
+from genjax.training import state as train_state
 
 
 def _state(seed):
   params = {"w": jax.random.normal(jax.random.PRNGKey(seed), (3, 2)), "b": jnp.zeros(2)}
-  return train.create_train_state(params, optax.adam(1e-3), jax.random.PRNGKey(seed))
+  return train_state.create_train_state(params, optax.adam(1e-3), jax.random.PRNGKey(seed))
 
 
 def test_empty_workdir_restores_nothing(tmp_path):

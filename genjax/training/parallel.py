@@ -1,6 +1,6 @@
 """Placing one train step on 1, N and many devices and hosts.
 
-The step is written once, for one device (``train.make_train_step``). A ``Placement``
+The step is written once, for one device (``training.step.make_train_step``). A ``Placement``
 runs a fused chunk of such steps:
 
 * ``none``: plain ``jax.jit`` on the first device;
@@ -13,8 +13,8 @@ runs a fused chunk of such steps:
 Randomness is per example: example ``j`` of step ``t``'s global batch draws its noise
 from ``fold_in(key_t, j)``, so each device draws different noise and the global result
 equals the single-device result on the same global batch, whatever the placement
-(``tests/test_parallel.py``). Across processes (``jax.distributed``), ``sharded`` spans
-every process's devices and each process computes its share of the batch.
+(``tests/test_training_parallel.py``). Across processes (``jax.distributed``), ``sharded``
+spans every process's devices and each process computes its share of the batch.
 """
 
 from __future__ import annotations
@@ -55,16 +55,16 @@ def make_placement(kind: str, num_devices: int | None = None) -> Placement:
   studies); by default they use all there are.
   """
   if kind not in PLACEMENTS:
-    raise ValueError(f"--parallel={kind!r}: expected one of {', '.join(PLACEMENTS)}")
+    raise ValueError(f"parallel={kind!r}: expected one of {', '.join(PLACEMENTS)}")
   if kind == "none":
     return Placement(kind, 1, devices=(jax.local_devices()[0],))
   available = jax.local_devices() if kind == "pmap" else jax.devices()
   n = num_devices or len(available)
   if not 1 <= n <= len(available):
-    raise ValueError(f"num_devices={n}: --parallel={kind} has {len(available)} devices")
+    raise ValueError(f"num_devices={n}: parallel={kind} has {len(available)} devices")
   if kind == "pmap":
     if jax.process_count() > 1:
-      raise ValueError("--parallel=pmap runs on one process's devices; use --parallel=sharded "
+      raise ValueError("parallel=pmap runs on one process's devices; use parallel=sharded "
                        "across processes")
     return Placement(kind, n, devices=tuple(available[:n]))
   mesh = jax.make_mesh((n,), (MESH_AXIS,), axis_types=(jax.sharding.AxisType.Auto,),
@@ -75,8 +75,8 @@ def make_placement(kind: str, num_devices: int | None = None) -> Placement:
 def check_batch_size(placement: Placement, batch_size: int) -> None:
   """The global batch must split evenly over the devices."""
   if batch_size % placement.num_devices:
-    raise ValueError(f"--batch_size={batch_size} must divide by the {placement.num_devices} "
-                     f"devices of --parallel={placement.kind}")
+    raise ValueError(f"batch_size={batch_size} must divide by the {placement.num_devices} "
+                     f"devices of parallel={placement.kind}")
 
 
 def replicate(placement: Placement, tree: Any) -> Any:

@@ -1,0 +1,24 @@
+"""compare_elbos: ELBO variants and gradient estimators on equal footing.
+
+Defaults: the README's ELBO-lab variants on train_vae's network, 3 seeds, 25 epochs,
+test log-likelihood with K = 5000 on the whole test set. Variants:
+  smoke: tiny, for tests.
+The IWAE paper's Table 1 protocol is its own config: iwae_table1.py.
+"""
+
+from experiments.configs import base
+
+
+def get_config(variant=None):
+  c = base.latent(base.likelihood(base.model()))
+  c.variants = "elbo,elbo_mc,beta=0.5,iwae=5,iwae=50,iwae_dreg=50,elbo_stl"
+  c.seeds = 3
+  c.ll_samples = 5000
+  c.ll_examples = 0
+  c.snr_draws = 100
+  c.snr_batch = 100
+  return base.with_variant(c, variant, {
+      "smoke": dict(variants="elbo,iwae_dreg=3", seeds=2, epochs=1, batch_size=32,
+                    hidden=(16,), latent_dim=2, ll_samples=20, ll_examples=10, snr_draws=4,
+                    snr_batch=8, eval_batch_size=40),
+  })

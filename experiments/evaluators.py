@@ -1,0 +1,95 @@
+"""Evaluators: small objects an experiment hands to ``runner.train`` (called every
+``eval_every`` epochs and at the end) or calls once at the end. Each is built from a model
+and a data set once, then maps parameters to a flat dict of numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+
+from genjax.losses import elbo
+from genjax.metrics import likelihood as likelihood_metrics
+from genjax.models import protocol
+from genjax.training import loop
+
+
+class TestELBO:
+  """The ELBO's terms on a whole data set: ``{prefix}recon``, ``{prefix}kl``,
+  ``{prefix}elbo`` in nats per example (one reparameterized sample each; ``kl``: closed
+  form or one-sample Monte Carlo).
+
+  ``data`` is a dict of arrays (``image``, and ``condition`` for a conditional model),
+  evaluated in batches of ``batch_size`` with key ``rng`` (the same preprocessing, e.g.
+  binarization, at every call). With ``replicas`` the parameters carry a leading axis of
+  vmapped seed replicas and each value is a list over them.
+  """
+
+  def __init__(self, model, likelihood, data: dict[str, np.ndarray], batch_size: int,
+               rng: jax.Array, preprocess=loop.identity_preprocess, kl: str = "analytic",
+               prefix: str = "test_", replicas: bool = False):
+    terms = elbo.make_elbo_terms(model, likelihood, kl)
+    metrics = lambda p, b, r: elbo.elbo_metrics(terms(p, b, r))   # noqa: E731
+    if replicas:
+      metrics = jax.vmap(metrics, in_axes=(0, None, None))
+    self._evaluate = loop.make_eval_fn(metrics, preprocess)
+    size = len(next(iter(data.values())))
+    self._batches = loop.pad_batches(data, min(batch_size, size))
+    self._rng, self._prefix, self._replicas = rng, prefix, replicas
+
+  def __call__(self, params: Any) -> dict[str, Any]:
+    out = jax.device_get(self._evaluate(params, *self._batches, self._rng))
+    if self._replicas:
+      return {f"{self._prefix}{k}": np.asarray(v).tolist() for k, v in out.items()}
+    return {f"{self._prefix}{k}": float(v) for k, v in out.items()}
+
+
+class LogLikelihood:
+  """log p(x) by importance sampling with ``num_samples`` proposals from q(z|x) (Burda et
+  al. 2016), averaged over ``images``: ``{"log_px": mean, "log_px_se": standard error of
+  that mean}`` (the per-example Monte Carlo errors combined)."""
+
+  def __init__(self, model, likelihood, images: np.ndarray, num_samples: int,
+               examples_per_batch: int | None = None):
+    chunk = loop.largest_divisor_at_most(num_samples, 500)
+    if examples_per_batch is None:   # about 20,000 (example, sample) pairs at a time
+      examples_per_batch = max(1, min(len(images), 20_000 // min(num_samples, 500)))
+    self._evaluate = loop.make_eval_fn(likelihood_metrics.make_log_likelihood_fn(
+        model, likelihood, num_samples, chunk))
+    self._batches = loop.pad_batches({"image": images}, examples_per_batch)
+    self._n = len(images)
+
+  def __call__(self, params: Any, rng: jax.Array) -> dict[str, float]:
+    out = jax.device_get(self._evaluate(params, *self._batches, rng))
+    return {"log_px": float(out["log_px"]),
+            "log_px_se": float(np.sqrt(out["log_px_var"] / self._n))}
+
+
+def test_subset(rng: jax.Array, n: int, total: int) -> np.ndarray:
+  """Indices of ``n`` test examples: all of them (n >= total), or a uniform random subset
+  fixed by ``rng`` (a prefix would not be representative: data sets are often ordered)."""
+  if n >= total:
+    return np.arange(total)
+  return np.sort(np.asarray(jax.random.permutation(rng, total)[:n]))
+
+
+def prior_sample_means(model, likelihood, params, rng: jax.Array, num: int,
+                       condition: np.ndarray | None = None,
+                       batch_size: int = 1000) -> np.ndarray:
+  """Means of p(x|z) for ``num`` draws z ~ p(z) (for a conditional model, one per row of
+  ``condition`` [num, C]), decoded ``batch_size`` at a time: [num, H, W, C]."""
+
+  @jax.jit
+  def one(key, c):
+    z = protocol.sample_prior(model, params, key, batch_size)
+    return likelihood.mean(protocol.decode(model, params, z, c))
+
+  out = []
+  for i, start in enumerate(range(0, num, batch_size)):
+    c = None
+    if condition is not None:
+      c = np.resize(condition[start:start + batch_size], (batch_size, condition.shape[1]))
+    out.append(np.asarray(one(jax.random.fold_in(rng, i), c)))
+  return np.concatenate(out)[:num]

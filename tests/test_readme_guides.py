@@ -1,0 +1,65 @@
+"""The README's "Extending" guides run as printed (each a ```python block whose first line
+is ``# guide: NAME``)."""
+
+import pathlib
+import re
+
+import pytest
+
+from experiments import configuration
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+GUIDES = dict(
+    (m.group(1), m.group(0))
+    for m in re.finditer(r"# guide: (\w+)\n.*?(?=```)",
+                         (ROOT / "README.md").read_text(), flags=re.S))
+
+
+def test_the_readme_has_the_guides():
+  assert {"model", "objective", "study"} <= set(GUIDES)
+
+
+def test_guide_a_new_model_trains_with_the_elbo_family():
+  namespace = {}
+  exec(compile(GUIDES["model"], "README.md (guide: model)", "exec"), namespace)   # noqa: S102
+  assert namespace["samples"].shape == (4, 28, 28, 1)
+  assert set(namespace["params"]) == {"encoder", "decoder", "prior_mean", "prior_log_var"}
+
+
+@pytest.mark.skipif("objective" not in GUIDES, reason="no objective guide")
+def test_guide_a_new_objective_is_one_registry_entry():
+  namespace = {}
+  exec(compile(GUIDES["objective"], "README.md (guide: objective)", "exec"), namespace)  # noqa: S102
+
+
+def test_guide_a_new_study_is_one_config(tmp_path):
+  path = tmp_path / "beta_vae_2d.py"
+  path.write_text(GUIDES["study"])
+  invocation = configuration.parse("train_vae", [f"--workdir={tmp_path / 'run'}",
+                                                 f"--config={path}:smoke"])
+  assert (invocation.config.beta, invocation.config.latent_dim) == (4.0, 2)
+  assert invocation.config.epochs == 2                    # the smoke variant came along
+
+
+def _readme_commands() -> list[list[str]]:
+  """Every ``python launch.py EXPERIMENT ...`` command of the README (continuation lines
+  joined), as argv after the experiment name."""
+  import shlex   # pylint: disable=import-outside-toplevel
+  text = (ROOT / "README.md").read_text().replace("\\\n", " ")
+  commands = []
+  for line in text.splitlines():
+    for match in re.finditer(r"python launch\.py (\w+)((?:\s+--?[\w.=,:/\-]+)*)", line):
+      commands.append([match.group(1), *shlex.split(match.group(2))])
+  return commands
+
+
+def test_every_readme_command_resolves_to_a_valid_config(tmp_path):
+  """Each README command parses and validates (it is not run: that is what the tables are
+  for); so a renamed field or config file cannot leave a stale command behind."""
+  commands = [c for c in _readme_commands() if "--help" not in c
+              and not any("beta_vae_2d" in a for a in c)]   # the study guide's own file
+  assert len(commands) >= 12
+  for name, *argv in commands:
+    argv = [a for a in argv if not a.startswith(("--workdir", "--local_processes"))]
+    invocation = configuration.parse(name, [f"--workdir={tmp_path / name}", *argv])
+    assert invocation.config.workdir == str(tmp_path / name)
