@@ -47,19 +47,22 @@ class TestELBO:
 
 
 class LogLikelihood:
-  """log p(x) by importance sampling with ``num_samples`` proposals from q(z|x) (Burda et
-  al. 2016), averaged over ``images``: ``{"log_px": mean, "log_px_se": standard error of
-  that mean}`` (the per-example Monte Carlo errors combined)."""
+  """log p(x) (log p(x|c) for a conditional model) by importance sampling with
+  ``num_samples`` proposals from q(z|x) (Burda et al. 2016), averaged over ``data``
+  (images [n, H, W, C], or a dict with ``image`` and ``condition``): ``{"log_px": mean,
+  "log_px_se": standard error of that mean}`` (the per-example Monte Carlo errors
+  combined)."""
 
-  def __init__(self, model, likelihood, images: np.ndarray, num_samples: int,
-               examples_per_batch: int | None = None):
+  def __init__(self, model, likelihood, data: np.ndarray | dict[str, np.ndarray],
+               num_samples: int, examples_per_batch: int | None = None):
+    data = data if isinstance(data, dict) else {"image": data}
+    self._n = len(data["image"])
     chunk = loop.largest_divisor_at_most(num_samples, 500)
     if examples_per_batch is None:   # about 20,000 (example, sample) pairs at a time
-      examples_per_batch = max(1, min(len(images), 20_000 // min(num_samples, 500)))
+      examples_per_batch = max(1, min(self._n, 20_000 // min(num_samples, 500)))
     self._evaluate = loop.make_eval_fn(likelihood_metrics.make_log_likelihood_fn(
         model, likelihood, num_samples, chunk))
-    self._batches = loop.pad_batches({"image": images}, examples_per_batch)
-    self._n = len(images)
+    self._batches = loop.pad_batches(data, examples_per_batch)
 
   def __call__(self, params: Any, rng: jax.Array) -> dict[str, float]:
     out = jax.device_get(self._evaluate(params, *self._batches, rng))
@@ -73,6 +76,23 @@ def test_subset(rng: jax.Array, n: int, total: int) -> np.ndarray:
   if n >= total:
     return np.arange(total)
   return np.sort(np.asarray(jax.random.permutation(rng, total)[:n]))
+
+
+def test_log_likelihood(model, likelihood, params, data: dict[str, np.ndarray],
+                        preprocess, rng: jax.Array, num_samples: int,
+                        num_examples: int) -> dict[str, float]:
+  """``test_nll`` = -log p(x) (given ``data["condition"]`` if there is one) by importance
+  sampling with ``num_samples`` proposals on ``num_examples`` test examples (a fixed random
+  subset; all for 0), preprocessed (e.g. binarized) once with a fixed key; ``test_ll_se``,
+  the Monte Carlo standard error of the mean; ``ll_examples_used``."""
+  subset_rng, preprocess_rng, ll_rng = jax.random.split(rng, 3)
+  total = len(data["image"])
+  subset = test_subset(subset_rng, num_examples or total, total)
+  chosen = {k: np.asarray(v)[subset] for k, v in data.items()}
+  chosen["image"] = np.asarray(preprocess({"image": chosen["image"]}, preprocess_rng)["image"])
+  ll = LogLikelihood(model, likelihood, chosen, num_samples)(params, ll_rng)
+  return {"test_nll": -ll["log_px"], "test_ll_se": ll["log_px_se"],
+          "ll_examples_used": len(subset)}
 
 
 def prior_sample_means(model, likelihood, params, rng: jax.Array, num: int,

@@ -32,8 +32,19 @@ from genjax.io import plotting, workdir
 from genjax.losses import elbo
 from genjax.models import protocol
 
-READ_IF = {"quality_samples": configuration.ReadIf(lambda c: c.dataset != "celeb_a",
-                                                  "dataset has class labels (not celeb_a)")}
+def _evaluates(name: str):
+  return lambda c: name in configuration.split_names(c.evaluators)
+
+
+READ_IF = {
+    "quality_samples": configuration.ReadIf(
+        lambda c: _evaluates("sample_quality")(c) and c.dataset != "celeb_a",
+        "evaluators has sample_quality and the data set has class labels (not celeb_a)"),
+    "ll_samples": configuration.ReadIf(_evaluates("log_likelihood"),
+                                       "evaluators has log_likelihood"),
+    "ll_examples": configuration.ReadIf(_evaluates("log_likelihood"),
+                                        "evaluators has log_likelihood"),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,7 +134,13 @@ def run(config: Any) -> dict[str, float]:
       evaluate=test_elbo, name="train_cvae")
 
   final = test_elbo(state.params)
-  if config.quality_samples and conditions.kind == "label":
+  chosen = configuration.split_names(config.evaluators)
+  if "log_likelihood" in chosen:
+    final.update(evaluators.test_log_likelihood(
+        model, likelihood, state.params,
+        {"image": dataset.test_images, "condition": conditions.test}, preprocess,
+        jax.random.fold_in(keys["eval"], 1), config.ll_samples, config.ll_examples))
+  if "sample_quality" in chosen and conditions.kind == "label" and config.quality_samples:
     k = len(conditions.names)
     labels = np.arange(config.quality_samples) % k       # balanced over the classes
     samples = evaluators.prior_sample_means(model, likelihood, state.params, keys["quality"],
@@ -139,7 +156,9 @@ def run(config: Any) -> dict[str, float]:
       config.workdir, results, title=f"Conditional VAE on {config.dataset} ({config.model}, "
       f"{objective.name})",
       notes="ELBO terms of log p(x|c) in nats per test example, c the example's own "
-            "condition. sample_* score quality_samples samples, an equal number per class, "
+            "condition. With evaluators=log_likelihood, test_nll is -log p(x|c) by importance "
+            "sampling (K = ll_samples) on ll_examples_used test images, test_ll_se its "
+            "standard error. sample_* score quality_samples samples, an equal number per class, "
             "with the cached reference classifier (genjax.metrics.sample_quality); "
             "conditional_accuracy is the share classified as the class they were "
             "generated for; data_fd is the floor set by real training images.")

@@ -66,8 +66,9 @@ def run(config: Any) -> dict[str, float]:
   final = test_elbo(state.params)
   chosen = configuration.split_names(config.evaluators)
   if "log_likelihood" in chosen:
-    final.update(_test_log_likelihood(config, model, likelihood, state.params, dataset,
-                                      preprocess, keys["eval"]))
+    final.update(evaluators.test_log_likelihood(
+        model, likelihood, state.params, {"image": dataset.test_images}, preprocess,
+        jax.random.fold_in(keys["eval"], 1), config.ll_samples, config.ll_examples))
   if "sample_quality" in chosen and config.quality_samples:
     final.update(runner.sample_quality(config, dataset, evaluators.prior_sample_means(
         model, likelihood, state.params, keys["quality"], config.quality_samples)))
@@ -87,21 +88,6 @@ def run(config: Any) -> dict[str, float]:
             "invocation's wall time, train_s the time in training steps over every "
             "invocation of the run.")
   return results
-
-
-def _test_log_likelihood(config: Any, model, likelihood, params, dataset, preprocess,
-                         rng: jax.Array) -> dict[str, float]:
-  """``test_nll`` = -log p(x) by importance sampling (K = ll_samples, Burda et al. 2016) on
-  ll_examples test images (a fixed random subset; all for 0), binarized once with a fixed
-  key; ``test_ll_se``: the Monte Carlo standard error of the mean log p(x)."""
-  subset_rng, binarize_rng, ll_rng = jax.random.split(jax.random.fold_in(rng, 1), 3)
-  total = len(dataset.test_images)
-  subset = evaluators.test_subset(subset_rng, config.ll_examples or total, total)
-  images = np.asarray(preprocess({"image": dataset.test_images[subset]},
-                                 binarize_rng)["image"])
-  ll = evaluators.LogLikelihood(model, likelihood, images, config.ll_samples)(params, ll_rng)
-  return {"test_nll": -ll["log_px"], "test_ll_se": ll["log_px_se"],
-          "ll_examples_used": len(subset)}
 
 
 def report(results: dict, config: Any) -> str:

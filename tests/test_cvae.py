@@ -184,6 +184,8 @@ def test_train_cvae_end_to_end_with_an_iwae_objective(labelled_dir, tmp_path):
   for key in ("sample_fd", "sample_score", "conditional_accuracy", "classifier_test_accuracy"):
     assert np.isfinite(stored[key]), key
   assert 0 <= stored["conditional_accuracy"] <= 1
+  # The smoke config names the log-likelihood evaluator: log p(x|c), K = 20, 10 images.
+  assert np.isfinite(stored["test_nll"]) and stored["ll_examples_used"] == 10
   assert results["sample_fd"] == stored["sample_fd"]
 
 
