@@ -1,12 +1,13 @@
 """Cost of a convolution's gradient inside ``lax.scan`` (the fit loop's fused chunk) vs outside.
 
-Why ``genjax/models/gan.py`` computes its convolutions as patch matrix products: on XLA's
-CPU backend the kernel gradient of a native ``nn.Conv`` is much slower inside a scanned
-loop body than in a plain jitted call. This times one gradient of the DCGAN
+Why ``genjax/models/layers.py`` computes convolutions as patch matrix products on CPU: on
+XLA's CPU backend the kernel gradient of a native ``nn.Conv`` is much slower inside a
+scanned loop body than in a plain jitted call. This times one gradient of the DCGAN
 discriminator's two strided convolutions (batch 128, 28x28x1, widths 64 and 128) with
-``flax.linen.Conv`` and with ``genjax.models.gan.Conv`` (same parameters, same function),
-each once as a jitted call and once per iteration of a ``lax.scan`` of 10 iterations.
-Rounds interleave the four variants; the median of each is reported.
+``flax.linen.Conv`` and with ``genjax.models.layers.conv(..., impl="patches")`` (the same
+function of the kernel; no bias), each once as a jitted call and once per iteration of a
+``lax.scan`` of 10 iterations. Rounds interleave the four variants; the median of each
+is reported.
 
   python bench/conv_in_scan.py [--rounds=5]
 """
@@ -22,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from genjax.models import gan
+from genjax.models import layers
 
 SCAN_STEPS = 10
 
@@ -36,7 +37,9 @@ class Net(nn.Module):
       if self.native:
         x = nn.Conv(features, (4, 4), strides=(2, 2), padding="SAME")(x)
       else:
-        x = gan.Conv(features, 4, stride=2)(x)
+        kernel = self.param(f"kernel_{features}", nn.initializers.lecun_normal(),
+                            (4, 4, x.shape[-1], features))
+        x = layers.conv(x, kernel, 2, "patches")
       x = nn.leaky_relu(x, 0.2)
     return jnp.sum(x ** 2)
 
@@ -68,7 +71,7 @@ def main() -> None:
   variants = {}
   for native in (True, False):
     params, single, scanned = make(native, x)
-    name = "nn.Conv" if native else "gan.Conv (patches)"
+    name = "nn.Conv" if native else "layers.conv (patches)"
     jax.block_until_ready(single(params, x))
     jax.block_until_ready(scanned(params, x))
     variants[f"{name}, jit"] = (lambda s=single, p=params: s(p, x), 1)

@@ -2,6 +2,11 @@
 
 The latent-variable models (``VAE``, ``VampPriorVAE``, ``CVAE``, ``M2``) implement
 ``protocol`` (posterior, prior, decode, encoder_params); callers use its helpers.
+
+Every convolution (the conv encoder, the conv decoder, the GAN) is ``layers.Conv`` /
+``layers.ConvTranspose``: ``nn.Conv`` / ``nn.ConvTranspose``'s parameters and function,
+computed as patch matrix products on CPU and natively elsewhere, chosen in one place,
+``layers.implementation()`` (override: ``GENJAX_CONV=patches|native``).
 """
 
 from __future__ import annotations

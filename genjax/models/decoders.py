@@ -15,6 +15,7 @@ import jax
 import numpy as np
 
 from genjax.models.encoders import concat_condition
+from genjax.models.layers import ConvTranspose
 
 
 class MLPDecoder(nn.Module):
@@ -38,7 +39,8 @@ class MLPDecoder(nn.Module):
 class ConvDecoder(nn.Module):
   """Dense layers to a (H/2^k, W/2^k, features[0]) map, then stride-2 conv-transposes.
 
-  Each ConvTranspose doubles H and W; the last one outputs C_out channels.
+  Each 3x3 stride-2 ``layers.ConvTranspose`` (``nn.ConvTranspose``'s parameters and
+  function) doubles H and W; the last one outputs C_out channels.
   z: [batch, latent_dim] -> [batch, H, W, C_out]. H and W must divide by 2^len(features).
   """
   output_shape: Sequence[int]
@@ -59,5 +61,5 @@ class ConvDecoder(nn.Module):
     h = self.activation(nn.Dense(height // scale * width // scale * self.features[0])(h))
     h = h.reshape(z.shape[0], height // scale, width // scale, self.features[0])
     for f in self.features[1:]:
-      h = self.activation(nn.ConvTranspose(f, (3, 3), strides=(2, 2), padding="SAME")(h))
-    return nn.ConvTranspose(channels, (3, 3), strides=(2, 2), padding="SAME")(h)
+      h = self.activation(ConvTranspose(f, 3, stride=2)(h))
+    return ConvTranspose(channels, 3, stride=2)(h)

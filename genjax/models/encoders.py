@@ -14,6 +14,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from genjax.models.layers import Conv
+
 Code = jax.Array | tuple[jax.Array, jax.Array]
 
 
@@ -48,7 +50,8 @@ class MLPEncoder(nn.Module):
 
 
 class ConvEncoder(nn.Module):
-  """Strided 3x3 convolutions (each halves H and W), then dense layers to the head(s).
+  """Strided 3x3 convolutions (each halves H and W, rounding up), then dense layers to
+  the head(s). The convolutions are ``layers.Conv`` (``nn.Conv``'s parameters and function).
 
   x: [batch, H, W, C] -> mean, log_var: [batch, latent_dim] (or z: [batch, latent_dim]).
   """
@@ -62,7 +65,7 @@ class ConvEncoder(nn.Module):
   def __call__(self, x: jax.Array, condition: jax.Array | None = None) -> Code:
     h = x
     for f in self.features:
-      h = self.activation(nn.Conv(f, kernel_size=(3, 3), strides=(2, 2), padding="SAME")(h))
+      h = self.activation(Conv(f, 3, stride=2)(h))
     h = concat_condition(h.reshape(h.shape[0], -1), condition)
     for width in self.hidden:
       h = self.activation(nn.Dense(width)(h))
