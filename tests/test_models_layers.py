@@ -30,7 +30,7 @@ def _flax_conv_transpose(features, k, stride):
   return nn.ConvTranspose(features, (k, k), strides=(stride, stride), padding="SAME")
 
 
-def _check_against_flax(layer, reference, x, impl, monkeypatch):
+def _assert_equals_flax(layer, reference, x, impl, monkeypatch):
   """Same parameters from the same key; same values and (params, x) gradients."""
   monkeypatch.setenv(layers.ENV_VAR, impl)
   variables = layer.init(jax.random.PRNGKey(1), x)
@@ -51,7 +51,7 @@ def _check_against_flax(layer, reference, x, impl, monkeypatch):
 @pytest.mark.parametrize("kernel,stride", [(3, 1), (3, 2), (4, 2)])
 def test_conv_is_flax_conv(kernel, stride, shape, impl, monkeypatch):
   x = jax.random.normal(jax.random.PRNGKey(0), shape)
-  _check_against_flax(layers.Conv(4, kernel, stride), _flax_conv(4, kernel, stride), x, impl,
+  _assert_equals_flax(layers.Conv(4, kernel, stride), _flax_conv(4, kernel, stride), x, impl,
                       monkeypatch)
 
 
@@ -60,7 +60,7 @@ def test_conv_is_flax_conv(kernel, stride, shape, impl, monkeypatch):
 @pytest.mark.parametrize("kernel,stride", [(3, 2), (4, 2)])
 def test_conv_transpose_is_flax_conv_transpose(kernel, stride, shape, impl, monkeypatch):
   x = jax.random.normal(jax.random.PRNGKey(0), shape)
-  _check_against_flax(layers.ConvTranspose(4, kernel, stride),
+  _assert_equals_flax(layers.ConvTranspose(4, kernel, stride),
                       _flax_conv_transpose(4, kernel, stride), x, impl, monkeypatch)
 
 

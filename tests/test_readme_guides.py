@@ -4,7 +4,6 @@ is ``# guide: NAME``)."""
 import pathlib
 import re
 
-import pytest
 
 from experiments import configuration
 
@@ -26,10 +25,11 @@ def test_guide_a_new_model_trains_with_the_elbo_family():
   assert set(namespace["params"]) == {"encoder", "decoder", "prior_mean", "prior_log_var"}
 
 
-@pytest.mark.skipif("objective" not in GUIDES, reason="no objective guide")
 def test_guide_a_new_objective_is_one_registry_entry():
   namespace = {}
   exec(compile(GUIDES["objective"], "README.md (guide: objective)", "exec"), namespace)  # noqa: S102
+  assert "stl_k" in namespace["registry"] and namespace["objective"].name == "stl_k=5+beta=0.5"
+  assert "stl_k" not in namespace["elbo"].VARIANTS    # the guide's copy, not the global registry
 
 
 def test_guide_a_new_study_is_one_config(tmp_path):

@@ -57,6 +57,20 @@ def latent(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   return c
 
 
+def evaluators(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Adds the final evaluations a VAE-family study chooses (``evaluators``) and theirs."""
+  c.evaluators = "sample_quality"
+  c.ll_samples = 5000
+  c.ll_examples = 1000
+  c.quality_samples = 10000
+  return c
+
+
+# The smoke variant's evaluation settings: every evaluator, on a few samples.
+SMOKE_EVALUATORS = dict(evaluators="log_likelihood,sample_quality", ll_samples=20,
+                        ll_examples=10, quality_samples=200)
+
+
 def _update(c: ml_collections.ConfigDict, values: Mapping[str, Any]) -> ml_collections.ConfigDict:
   for name, value in values.items():
     if name not in c:

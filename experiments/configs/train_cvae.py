@@ -19,14 +19,10 @@ def get_config(variant=None):
   c.attributes = ("Smiling,Eyeglasses,Male,Blond_Hair,Black_Hair,Bald,Mustache,Wearing_Hat,"
                   "Young,Pale_Skin")
   c.image_size = 32
-  c.evaluators = "sample_quality"
-  c.ll_samples = 5000
-  c.ll_examples = 1000
-  c.quality_samples = 10000
+  base.evaluators(c)
   return base.with_variant(c, variant, {
       "celeb_a": dict(dataset="celeb_a", model="conv", preprocess="continuous", epochs=20),
       "smoke": dict(epochs=2, batch_size=32, hidden=(16,), latent_dim=2, eval_every=1,
                     checkpoint_every=1, grid_columns=3, analogies=2, eval_batch_size=40,
-                    evaluators="log_likelihood,sample_quality", ll_samples=20, ll_examples=10,
-                    quality_samples=200),
+                    **base.SMOKE_EVALUATORS),
   })

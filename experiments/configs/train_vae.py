@@ -15,10 +15,7 @@ def get_config(variant=None):
   c.kl = "analytic"
   c.beta = 1.0
   c.num_samples = 64
-  c.evaluators = "sample_quality"
-  c.ll_samples = 5000
-  c.ll_examples = 1000
-  c.quality_samples = 10000
+  base.evaluators(c)
   return base.with_variant(c, variant, {
       "pytorch_example": dict(hidden=(400,), latent_dim=20, epochs=10),
       "smoke": SMOKE,
@@ -26,6 +23,4 @@ def get_config(variant=None):
 
 
 SMOKE = dict(epochs=2, batch_size=32, hidden=(16,), latent_dim=2, eval_every=1,
-             checkpoint_every=1, num_samples=4, eval_batch_size=40,
-             evaluators="log_likelihood,sample_quality", ll_samples=20, ll_examples=10,
-             quality_samples=200)
+             checkpoint_every=1, num_samples=4, eval_batch_size=40, **base.SMOKE_EVALUATORS)
