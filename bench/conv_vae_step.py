@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from machine import cpu_name  # noqa: E402
 
 MNIST = ROOT.parent / "shared" / "data"
 IMPLS = ("native", "patches")
@@ -77,16 +78,6 @@ def run_worker(impl: str, args: argparse.Namespace) -> dict:
   result = json.loads(out.strip().splitlines()[-1])
   assert result["impl"] == impl, result
   return result
-
-
-def cpu_name() -> str:
-  try:
-    for line in open("/proc/cpuinfo"):
-      if line.startswith("model name"):
-        return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or platform.machine()
 
 
 def main() -> None:

@@ -47,7 +47,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import platform
 import statistics
 import sys
 import time
@@ -65,6 +64,7 @@ import optax  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from machine import cpu_name  # noqa: E402
 import torch_models as tm  # noqa: E402
 from experiments import runner  # noqa: E402
 from experiments.train_gan import ADAM_BETAS as GAN_ADAM_BETAS  # noqa: E402
@@ -363,16 +363,6 @@ def matmul_gflops(n: int = 2048, repeats: int = 5) -> dict[str, float]:
     torch.mm(ta, tb)
     best["torch"] = min(best["torch"], time.perf_counter() - tic)
   return {k: 2 * n ** 3 / t / 1e9 for k, t in best.items()}
-
-
-def cpu_name() -> str:
-  try:
-    for line in open("/proc/cpuinfo"):
-      if line.startswith("model name"):
-        return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or platform.machine()
 
 
 def load_images(data_dir: str, need: int) -> tuple[np.ndarray, str]:
