@@ -10,6 +10,7 @@ round, so load on a shared machine hits both alike. Per process: the first chunk
 seconds (compile + one chunk), then examples/s of each later chunk (median reported).
 
   python bench/conv_vae_step.py [--rounds=3] [--steps_per_chunk=20] [--chunks=4]
+      [--data_dir=../shared/data]
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ IMPLS = ("native", "patches")
 BATCH = 128
 
 
-def worker(steps_per_chunk: int, chunks: int) -> dict:
+def worker(steps_per_chunk: int, chunks: int, data_dir: Path) -> dict:
   """One process, one implementation: fit one epoch of ``chunks`` chunks; time each."""
   import jax
   import jax.numpy as jnp
@@ -46,8 +47,8 @@ def worker(steps_per_chunk: int, chunks: int) -> dict:
   from genjax.training import loop, state as train_state, step as train_step
 
   n = BATCH * steps_per_chunk * chunks
-  if (MNIST / "mnist.npz").is_file():
-    data = sources.load("mnist", str(MNIST))
+  if (data_dir / "mnist.npz").is_file():
+    data = sources.load("mnist", str(data_dir))
   else:
     data = sources.synthetic(num_train=n, num_test=1)
   images = data.train_images[:n]
@@ -73,7 +74,8 @@ def worker(steps_per_chunk: int, chunks: int) -> dict:
 def run_worker(impl: str, args: argparse.Namespace) -> dict:
   env = {**os.environ, "GENJAX_CONV": impl}
   out = subprocess.run([sys.executable, __file__, "--worker", f"--chunks={args.chunks}",
-                        f"--steps_per_chunk={args.steps_per_chunk}"], env=env, check=True,
+                        f"--steps_per_chunk={args.steps_per_chunk}",
+                        f"--data_dir={args.data_dir}"], env=env, check=True,
                        capture_output=True, text=True, cwd=ROOT).stdout
   result = json.loads(out.strip().splitlines()[-1])
   assert result["impl"] == impl, result
@@ -86,10 +88,12 @@ def main() -> None:
   parser.add_argument("--steps_per_chunk", type=int, default=20)
   parser.add_argument("--chunks", type=int, default=4, help="chunks per process; the first "
                       "compiles, the others are timed")
+  parser.add_argument("--data_dir", type=Path, default=MNIST, help="holds mnist.npz (else "
+                      "synthetic images)")
   parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.worker:
-    print(json.dumps(worker(args.steps_per_chunk, args.chunks)))
+    print(json.dumps(worker(args.steps_per_chunk, args.chunks, args.data_dir)))
     return
   results = {impl: [] for impl in IMPLS}
   load_before, tic = os.getloadavg(), time.time()

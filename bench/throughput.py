@@ -40,6 +40,11 @@ times. Elementwise work (activations, sampling, the loss, Adam) is not counted.
 
   python bench/throughput.py [--workloads=mlp_b128,mlp_b1024,conv_vae,iwae_k50,dcgan]
       [--rounds=3] [--steps=0 (per-workload defaults)] [--threads=CORES] [--out=FILE]
+      [--torch_device=cuda|cpu (default: cuda when there is one)]
+      [--precision=default|tf32|float32 (GPU float32 products; see set_precision)]
+
+On a GPU both run there: genjax on JAX's default device (its convolutions XLA's native
+ones, ``genjax.models.layers.implementation``), PyTorch on ``--torch_device``.
 """
 
 from __future__ import annotations
@@ -72,7 +77,7 @@ from genjax import likelihoods, models  # noqa: E402
 from genjax.data import sources, transforms  # noqa: E402
 from genjax.losses import elbo  # noqa: E402
 from genjax.losses import gan as gan_losses  # noqa: E402
-from genjax.models import protocol  # noqa: E402
+from genjax.models import layers, protocol  # noqa: E402
 from genjax.training import gan_step, loop, parallel  # noqa: E402
 from genjax.training import state as train_state  # noqa: E402
 from genjax.training import step as train_step  # noqa: E402
@@ -222,24 +227,28 @@ def union_seconds(spans: list[tuple[float, float]]) -> float:
 
 def torch_batches(data: torch.Tensor, batch: int, binarize: bool,
                   generator: torch.Generator) -> Iterator[torch.Tensor]:
-  """Batches of a new permutation each epoch (remainder dropped), Bernoulli-binarized."""
+  """Batches of a new permutation each epoch (remainder dropped), Bernoulli-binarized, all
+  on ``data``'s device (the generator's)."""
   steps_per_epoch = len(data) // batch
   while True:
-    perm = torch.randperm(len(data), generator=generator)
+    perm = torch.randperm(len(data), generator=generator, device=data.device)
     for i in range(steps_per_epoch):
       x = data.index_select(0, perm[i * batch:(i + 1) * batch])
       yield torch.bernoulli(x, generator=generator) if binarize else x
 
 
 def build_torch(w: Workload, generator: torch.Generator) -> Callable[[torch.Tensor], torch.Tensor]:
-  """The PyTorch step ``x -> detached loss`` of ``w`` (models initialized by PyTorch)."""
+  """The PyTorch step ``x -> detached loss`` of ``w`` (models initialized by PyTorch, then
+  moved to the generator's device)."""
+  device = generator.device
   if w.arch == "gan":
-    g, d = tm.Generator(w.latent, w.width), tm.Discriminator(w.width)
+    g, d = tm.Generator(w.latent, w.width).to(device), tm.Discriminator(w.width).to(device)
     g_opt = torch.optim.Adam(g.parameters(), lr=w.learning_rate, betas=GAN_ADAM_BETAS)
     d_opt = torch.optim.Adam(d.parameters(), lr=w.learning_rate, betas=GAN_ADAM_BETAS)
     return lambda x: tm.gan_step(g, d, g_opt, d_opt, x, w.latent, generator)
   model = tm.MLPVAE(w.hidden, w.latent, w.activation) if w.arch == "mlp" else tm.ConvVAE(
       w.latent, w.hidden)
+  model = model.to(device)
   optimizer = torch.optim.Adam(model.parameters(), lr=w.learning_rate)
   k = w.num_samples
   if k > 1:
@@ -249,18 +258,20 @@ def build_torch(w: Workload, generator: torch.Generator) -> Callable[[torch.Tens
   return lambda x: tm.vae_step(model, optimizer, loss_fn, x)
 
 
-def torch_images(w: Workload, images: np.ndarray) -> torch.Tensor:
-  """[N, 784] for the MLPs, [N, 1, 28, 28] (NCHW) for the conv nets."""
+def torch_images(w: Workload, images: np.ndarray, device: str = "cpu") -> torch.Tensor:
+  """[N, 784] for the MLPs, [N, 1, 28, 28] (NCHW) for the conv nets, on ``device``."""
   x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
-  return x.reshape(len(x), PIXELS) if w.arch == "mlp" else x
+  return (x.reshape(len(x), PIXELS) if w.arch == "mlp" else x).to(device)
 
 
-def torch_measurements(w: Workload, images: np.ndarray, steps: int, seed: int) -> Iterator[dict]:
+def torch_measurements(w: Workload, images: np.ndarray, steps: int, seed: int,
+                       device: str = "cpu") -> Iterator[dict]:
   """Yields the warm-up (setup + ``steps`` steps, the first timed), then one dict per
-  ``steps`` steps."""
-  data = torch_images(w, images)
+  ``steps`` steps. Every measurement ends reading the loss (``.item()``), which waits for
+  the device's queue, so a GPU's asynchronous steps are inside the time."""
+  data = torch_images(w, images, device)
   tic = time.perf_counter()
-  generator = torch.Generator().manual_seed(seed)
+  generator = torch.Generator(device=device).manual_seed(seed)
   step = build_torch(w, generator)
   batches = torch_batches(data, w.batch, w.preprocess == "dynamic", generator)
   loss = step(next(batches)).item()
@@ -270,7 +281,7 @@ def torch_measurements(w: Workload, images: np.ndarray, steps: int, seed: int) -
   yield {**warm, "loss": float(loss)}
   while True:
     tic = time.perf_counter()
-    total = torch.zeros(())
+    total = torch.zeros((), device=device)
     for _ in range(steps):
       total += step(next(batches))
     total = total.item()
@@ -285,6 +296,11 @@ def check_same_function(w: Workload, images: np.ndarray, seed: int = 0) -> float
   difference of their outputs on 16 examples (relative to the largest output): the
   per-example log-likelihood and KL (ELBO), the log-weights (IWAE), G(z), D(x), D(G(z))
   and both GAN losses. A ValueError above 1e-4."""
+  with jax.default_matmul_precision("float32"):   # full float32 products on a GPU too
+    return _check_same_function(w, images, seed)
+
+
+def _check_same_function(w: Workload, images: np.ndarray, seed: int) -> float:
   rng = np.random.default_rng(seed)
   x = (rng.random((16, *IMAGE_SHAPE)) < images[:16]).astype(np.float32)
   _, _, extra = build_genjax(w, seed)
@@ -347,13 +363,17 @@ def xla_flops_per_example(w: Workload, seed: int = 0) -> float:
 
 # ---------------------------------------------------------------- machine
 
-def matmul_gflops(n: int = 2048, repeats: int = 5) -> dict[str, float]:
-  """Best float32 GFLOP/s (2 n^3 per product) of ``repeats`` n x n products, jnp and torch."""
+def matmul_gflops(device: str = "cpu", repeats: int = 5) -> dict[str, float]:
+  """Best float32 GFLOP/s (2 n^3 per product) of ``repeats`` n x n products, jnp and torch
+  (n = 2048 on a CPU, 8192 on a GPU), at the run's ``--precision``."""
+  n = 2048 if device == "cpu" else 8192
   a, b = jax.random.normal(jax.random.PRNGKey(0), (2, n, n), jnp.float32)
   matmul = jax.jit(jnp.matmul)
   matmul(a, b).block_until_ready()
-  ta, tb = torch.randn(n, n), torch.randn(n, n)
+  ta, tb = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+  sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
   torch.mm(ta, tb)
+  sync()
   best = {"jax": float("inf"), "torch": float("inf")}
   for _ in range(repeats):
     tic = time.perf_counter()
@@ -361,8 +381,27 @@ def matmul_gflops(n: int = 2048, repeats: int = 5) -> dict[str, float]:
     best["jax"] = min(best["jax"], time.perf_counter() - tic)
     tic = time.perf_counter()
     torch.mm(ta, tb)
+    sync()
     best["torch"] = min(best["torch"], time.perf_counter() - tic)
   return {k: 2 * n ** 3 / t / 1e9 for k, t in best.items()}
+
+
+PRECISIONS = ("default", "tf32", "float32")
+
+
+def set_precision(precision: str) -> str:
+  """Float32 product precision on an NVIDIA GPU (no effect on a CPU): ``default`` leaves
+  each library's own (JAX: TF32 inputs for float32 products and convolutions; PyTorch:
+  full float32 products, TF32 cuDNN convolutions), ``tf32`` lets both use TF32, ``float32``
+  neither. Returns the setting in words for the report."""
+  if precision == "default":
+    return ("each library's default (JAX TF32 products and convolutions; PyTorch float32 "
+            "products, TF32 cuDNN convolutions)")
+  tf32 = precision == "tf32"
+  jax.config.update("jax_default_matmul_precision", "tensorfloat32" if tf32 else "float32")
+  torch.backends.cuda.matmul.allow_tf32 = tf32
+  torch.backends.cudnn.allow_tf32 = tf32
+  return "TF32 in both" if tf32 else "full float32 in both"
 
 
 def load_images(data_dir: str, need: int) -> tuple[np.ndarray, str]:
@@ -396,6 +435,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                       + ", ".join(f"{w.name} {w.steps}" for w in WORKLOADS.values()) + ")")
   parser.add_argument("--threads", type=int, default=os.cpu_count(),
                       help="torch.set_num_threads (default: the machine's cores)")
+  parser.add_argument("--torch_device", default="cuda" if torch.cuda.is_available() else "cpu",
+                      help="PyTorch's device (default: cuda when there is one); genjax runs "
+                      "on JAX's default device")
+  parser.add_argument("--precision", default="default", choices=PRECISIONS,
+                      help="float32 product precision on a GPU (see set_precision)")
   parser.add_argument("--data_dir", default=str(ROOT.parent / "shared" / "data"))
   parser.add_argument("--check", action=argparse.BooleanOptionalAction, default=True,
                       help="first check that each PyTorch network computes genjax's "
@@ -451,6 +495,7 @@ def markdown(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> None:
   args = parse_args(argv)
   torch.set_num_threads(args.threads)
+  precision = set_precision(args.precision)
   workloads = [WORKLOADS[n] for n in args.workloads.split(",")]
   steps = {w.name: args.steps or w.steps for w in workloads}
   images, data_name = load_images(args.data_dir, max(w.batch * steps[w.name] for w in workloads))
@@ -465,7 +510,7 @@ def main(argv: list[str] | None = None) -> None:
       lambda event, start, end, **_: spans.append((start, end)) if event in COMPILE_EVENTS
       else None)
   load_before, wall = os.getloadavg(), time.perf_counter()
-  ceiling_before = matmul_gflops()
+  ceiling_before = matmul_gflops(args.torch_device)
   print(f"# matmul GFLOP/s before: {ceiling_before}", file=sys.stderr)
   contenders = {}
   results = {w.name: {"genjax": [], "torch": []} for w in workloads}
@@ -475,22 +520,26 @@ def main(argv: list[str] | None = None) -> None:
         data = epoch_images(images, w.batch, steps[w.name])
         contenders[w.name] = {
             "genjax": genjax_measurements(w, data, steps[w.name], args.seed, spans),
-            "torch": torch_measurements(w, data, steps[w.name], args.seed)}
+            "torch": torch_measurements(w, data, steps[w.name], args.seed,
+                                        args.torch_device)}
       for name in ("genjax", "torch"):
         results[w.name][name].append(next(contenders[w.name][name]))
         print(f"# round {r} {w.name} {name}: {results[w.name][name][-1]}", file=sys.stderr)
-  ceiling_after = matmul_gflops()
+  ceiling_after = matmul_gflops(args.torch_device)
   print(f"# matmul GFLOP/s after: {ceiling_after}", file=sys.stderr)
   ceiling = max(*ceiling_before.values(), *ceiling_after.values())
   rows = [{**summarize(w, steps[w.name], results[w.name]["genjax"], results[w.name]["torch"],
                       ceiling), "xla_mflop": xla_flops.get(w.name, float("nan")) / 1e6}
           for w in workloads]
+  torch_on = (torch.cuda.get_device_name(args.torch_device)
+              if args.torch_device.startswith("cuda") else f"{torch.get_num_threads()} threads")
   header = (f"{cpu_name()}, {os.cpu_count()} cores; jax {jax.__version__} "
-            f"({jax.devices()[0].device_kind}), torch {torch.__version__} with "
-            f"{torch.get_num_threads()} threads; data {data_name}; {args.rounds} rounds; "
+            f"({jax.devices()[0].device_kind}), torch {torch.__version__} on {torch_on}; "
+            f"float32 precision: {precision}; genjax convolutions: {layers.implementation()}; "
+            f"data {data_name}; {args.rounds} rounds; "
             f"steps per measurement {', '.join(f'{k} {v}' for k, v in steps.items())}; "
             f"{time.perf_counter() - wall:.0f} s; load average before {load_before[0]:.2f}, "
-            f"after {os.getloadavg()[0]:.2f}. float32 matmul ceiling (2048^3, best of 5): "
+            f"after {os.getloadavg()[0]:.2f}. float32 matmul ceiling (n^3, best of 5): "
             f"jnp {ceiling_before['jax']:.0f} / {ceiling_after['jax']:.0f}, torch "
             f"{ceiling_before['torch']:.0f} / {ceiling_after['torch']:.0f} GFLOP/s "
             f"(before / after the rounds); % ceiling is of {ceiling:.0f}.")

@@ -190,7 +190,7 @@ def elbo_terms(model: nn.Module, x: torch.Tensor, eps: torch.Tensor
 def elbo_loss(model: nn.Module, x: torch.Tensor, latent_dim: int,
               generator: torch.Generator) -> torch.Tensor:
   """-ELBO, mean over the batch (one sample, closed-form KL)."""
-  eps = torch.randn(x.shape[0], latent_dim, generator=generator)
+  eps = torch.randn(x.shape[0], latent_dim, generator=generator, device=generator.device)
   log_px, kl = elbo_terms(model, x, eps)
   return (kl - log_px).mean()
 
@@ -209,7 +209,8 @@ def iwae_log_weights(model: nn.Module, x: torch.Tensor, eps: torch.Tensor) -> to
 def iwae_loss(model: nn.Module, x: torch.Tensor, latent_dim: int, num_samples: int,
               generator: torch.Generator) -> torch.Tensor:
   """-IWAE_K, mean over the batch."""
-  eps = torch.randn(num_samples, x.shape[0], latent_dim, generator=generator)
+  eps = torch.randn(num_samples, x.shape[0], latent_dim, generator=generator,
+                    device=generator.device)
   log_w = iwae_log_weights(model, x, eps)
   return -(torch.logsumexp(log_w, 0) - math.log(num_samples)).mean()
 
@@ -228,8 +229,8 @@ def gan_step(g: Generator, d: Discriminator, g_opt: torch.optim.Optimizer,
              d_opt: torch.optim.Optimizer, real: torch.Tensor, latent_dim: int,
              generator: torch.Generator) -> torch.Tensor:
   """D's step, then G's against the updated D (non-saturating); returns d_loss + g_loss."""
-  z_d = torch.randn(real.shape[0], latent_dim, generator=generator)
-  z_g = torch.randn(real.shape[0], latent_dim, generator=generator)
+  z_d = torch.randn(real.shape[0], latent_dim, generator=generator, device=generator.device)
+  z_g = torch.randn(real.shape[0], latent_dim, generator=generator, device=generator.device)
   with torch.no_grad():
     fake = g(z_d)
   d_loss = F.softplus(-d(real)).mean() + F.softplus(d(fake)).mean()

@@ -1,8 +1,18 @@
-"""Session-wide test setup."""
+"""Session-wide test setup.
+
+Full float32 matrix products and convolutions everywhere: the tests compare formulas with
+references at rtol 1e-5, and JAX's default on NVIDIA GPUs (TF32 inputs) misses that by up to
+1e-4 (bench/RESULTS.md, "On a GPU"). On the CPU this changes nothing. Subprocesses inherit
+it through the environment.
+"""
 
 import os
 
+import jax
 import pytest
+
+os.environ.setdefault("JAX_DEFAULT_MATMUL_PRECISION", "float32")
+jax.config.update("jax_default_matmul_precision", os.environ["JAX_DEFAULT_MATMUL_PRECISION"])
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -84,9 +84,9 @@ def test_the_environment_variable_picks_what_the_layers_compute(impl, monkeypatc
     assert ("conv_general_dilated" in jaxpr) == (impl == "native"), (layer, jaxpr)
 
 
-def test_the_default_is_patches_on_cpu_and_native_elsewhere(monkeypatch):
+def test_the_default_is_patches_on_cpu_and_gpu_and_native_elsewhere(monkeypatch):
   monkeypatch.delenv(layers.ENV_VAR, raising=False)
-  expected = "patches" if jax.default_backend() == "cpu" else "native"
+  expected = "native" if jax.default_backend() == "tpu" else "patches"
   assert layers.implementation() == expected
   monkeypatch.setenv(layers.ENV_VAR, "")
   assert layers.implementation() == expected

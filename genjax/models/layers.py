@@ -15,9 +15,12 @@ computes the same function, by one of two implementations:
 
 Why two: XLA's CPU backend computes the gradient of a native convolution about 14x slower
 inside a ``lax.scan`` (the fit loop's fused chunk of steps) than outside it
-(``bench/conv_in_scan.py``), while slices and matrix products stay fast there. Elsewhere
-the native convolution is the fast one. ``implementation()`` makes the choice, in this one
-place, when a layer is traced.
+(``bench/conv_in_scan.py``), while slices and matrix products stay fast there. On an NVIDIA
+H200 the patch form is also the faster one for these small-image networks (conv VAE 1.5x,
+DCGAN 1.9x the native form's training throughput, ``bench/RESULTS.md``, "On a GPU"): their
+convolutions are too small for cuDNN's kernels to beat one matrix product. On a TPU (not
+measured) the native convolution maps onto the matrix unit directly and stays the default.
+``implementation()`` makes the choice, in this one place, when a layer is traced.
 """
 
 from __future__ import annotations
@@ -31,16 +34,17 @@ import numpy as np
 
 ENV_VAR = "GENJAX_CONV"
 IMPLEMENTATIONS = ("patches", "native")
+PATCH_BACKENDS = ("cpu", "gpu", "cuda", "rocm")  # where the patch form measured faster
 _DIMENSIONS = ("NHWC", "HWIO", "NHWC")
 
 
 def implementation() -> str:
-  """``"patches"`` on the CPU backend, ``"native"`` on any other; ``$GENJAX_CONV``
-  (``patches`` or ``native``) overrides. Read when a layer is traced, so a jitted function
-  keeps the implementation it was traced with."""
+  """``"patches"`` on the CPU and GPU backends (measured faster on both), ``"native"`` on any
+  other; ``$GENJAX_CONV`` (``patches`` or ``native``) overrides. Read when a layer is
+  traced, so a jitted function keeps the implementation it was traced with."""
   choice = os.environ.get(ENV_VAR, "")
   if not choice:
-    return "patches" if jax.default_backend() == "cpu" else "native"
+    return "patches" if jax.default_backend() in PATCH_BACKENDS else "native"
   if choice not in IMPLEMENTATIONS:
     raise ValueError(f"{ENV_VAR}={choice!r}: expected one of {', '.join(IMPLEMENTATIONS)} "
                      "(or unset it for the backend's default)")
