@@ -9,7 +9,10 @@ Before JAX is imported it applies ``--host_devices=N`` (XLA reads the CPU device
 at start-up). Multi-process runs: ``--coordinator_address``, ``--num_processes`` and
 ``--process_id`` initialise ``jax.distributed`` (as does a cluster environment JAX detects
 by itself, e.g. SLURM or Open MPI); ``--local_processes=N`` starts N such processes on
-127.0.0.1 and stops them all if one fails.
+127.0.0.1 and stops them all if one fails. Output: progress bars while stderr is a terminal
+(``--noprogress``, or stderr not a terminal: one line per epoch instead); absl and
+third-party (Orbax, etils, TensorStore) INFO logs stay quiet unless absl's own
+``--verbosity=N`` / ``-v N`` asks for them.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ USAGE = ("usage: python launch.py EXPERIMENT --workdir=DIR [--config=FILE[:varia
 NOT_EXPERIMENTS = ("runner", "configuration", "evaluators")
 HELP_FLAGS = ("-h", "--help", "--helpshort", "--helpfull")
 CLUSTER_ENV = ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE", "JAX_COORDINATOR_ADDRESS")
+QUIET_LOGGERS = ("orbax", "etils", "tensorstore")   # Python loggers held at WARNING
 
 
 def experiments() -> dict[str, str]:
@@ -85,6 +89,47 @@ def _set_host_devices(args: list[str]) -> None:
   if count is None:
     return
   os.environ["XLA_FLAGS"] = host_devices_xla_flags(count, os.environ.get("XLA_FLAGS", ""))
+
+
+def _verbosity(args: list[str]) -> int | None:
+  """absl's ``--verbosity=N`` / ``--verbosity N`` / ``-v N`` / ``-v=N`` (the last wins), else
+  None."""
+  value = None
+  for i, arg in enumerate(args):
+    name, eq, given = arg.lstrip("-").partition("=")
+    if arg.startswith("-") and name in ("verbosity", "v"):
+      value = given if eq else (args[i + 1] if i + 1 < len(args) else "")
+  if value is not None and not value.removeprefix("-").isdigit():
+    sys.exit(f"launch.py: --verbosity={value}: expected an integer (-1 warnings, 0 info, "
+             "1 debug)")
+  return None if value is None else int(value)
+
+
+def configure_output(args: list[str]) -> None:
+  """Quiet logs and progress as the flags ask (called once absl has installed its handler).
+
+  absl logs at WARNING, and the Python loggers of ``QUIET_LOGGERS`` too (Orbax dumps its
+  internals at INFO on every checkpoint), unless ``--verbosity``/``-v`` is given: then
+  absl's verbosity is that and the others are left as they are. ``--noprogress`` turns the
+  bars off (``genjax.io.progress``).
+  """
+  import logging as py_logging  # pylint: disable=import-outside-toplevel
+  from absl import logging  # pylint: disable=import-outside-toplevel
+  from genjax.io import progress  # pylint: disable=import-outside-toplevel
+  verbosity = _verbosity(args)
+  logging.set_verbosity(logging.WARNING if verbosity is None else verbosity)
+  if verbosity is None:
+    for name in QUIET_LOGGERS:
+      py_logging.getLogger(name).setLevel(py_logging.WARNING)
+  if "--noprogress" in args:
+    progress.set_enabled(False)
+
+
+def _run(name: str, module, args: list[str]) -> None:
+  """What absl's app.run calls: output settings, then the experiment (runner.main)."""
+  from experiments import runner  # pylint: disable=import-outside-toplevel
+  configure_output(args)
+  runner.main(name, module, args)
 
 
 def _init_distributed(args: list[str]) -> None:
@@ -166,9 +211,8 @@ def main(argv: list[str]) -> None:
     sys.exit(run_local_processes(name, rest, local))
   _init_distributed(rest)
   from absl import app  # pylint: disable=import-outside-toplevel
-  from experiments import runner  # pylint: disable=import-outside-toplevel
   module = importlib.import_module(f"experiments.{name}")
-  app.run(lambda _: runner.main(name, module, rest), argv=[f"launch.py {name}"])
+  app.run(lambda _: _run(name, module, rest), argv=[f"launch.py {name}"])
 
 
 if __name__ == "__main__":

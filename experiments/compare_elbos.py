@@ -4,17 +4,20 @@ Every variant trains the same architecture from the same initialisation seeds on
 data order for the same number of epochs; the seeds of one variant train together as
 replicas of one vmapped, jitted step. Each variant is then evaluated on the test set:
 importance-sampled log-likelihood (K = ll_samples, with its standard error), ELBO, KL,
-active units and the gradient SNR of its own estimator. Writes results.md / results.json
-/ results.csv, curves.png (test ELBO vs epoch) and, per variant, variants/NAME/ with its
-checkpoints and metrics.jsonl. Configs: experiments/configs/compare_elbos.py and
-iwae_table1.py (the IWAE paper's Table 1 protocol).
+active units and the gradient SNR of its own estimator (``metrics.likelihood.gradient_snr``:
+the median over parameters and the SNR along the mean gradient, for encoder and decoder)
+and, at the same parameters, batch and noise, of every estimator in ``snr_estimators``
+(e.g. iwae=1,...,iwae=500: the SNR-vs-K curves of Rainforth et al. 2018). Writes results.md
+/ results.json / results.csv, curves.png (test ELBO vs epoch) and, per variant,
+variants/NAME/ with its checkpoints and metrics.jsonl. Configs:
+experiments/configs/compare_elbos.py, iwae_table1.py (the IWAE paper's Table 1 protocol)
+and snr_vs_k.py (gradient SNR vs K for IWAE and DReG).
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import os
 import re
 import time
@@ -36,8 +39,13 @@ from genjax.training import parallel
 from genjax.training import state as train_state
 from genjax.training import step as train_step
 
+# The gradient SNR's robust summaries (``likelihood_metrics.snr_summary``), reported for the
+# variant's own estimator and for each of ``snr_estimators``.
+SNR_METRICS = ("encoder_snr_median", "encoder_snr_projection", "decoder_snr_median",
+               "decoder_snr_projection", "encoder_grad_var", "decoder_grad_var")
+# encoder_grad_snr / decoder_grad_snr: the legacy mean over parameters (see snr_summary).
 METRICS = ("test_ll", "test_nll", "test_ll_se", "test_elbo", "test_kl", "active_units",
-           "encoder_grad_snr", "decoder_grad_snr", "encoder_grad_var", "decoder_grad_var",
+           *SNR_METRICS, "encoder_grad_snr", "decoder_grad_snr",
            "train_s", "wall_s", "examples_per_s")
 
 
@@ -67,15 +75,23 @@ def streams(seed: int) -> dict[str, Any]:
           "snr": lambda s: jax.random.PRNGKey(s), "ll_subset": fixed(50_000)}
 
 
+def snr_estimators(config: Any) -> list[elbo.Objective]:
+  """The variants of ``config.snr_estimators`` (empty: none)."""
+  text = config.snr_estimators
+  return elbo.parse_variants(text) if text.strip() else []
+
+
 def _closed_form_kl(config: Any) -> str | None:
   """The VampPrior has no closed-form KL: variants that need one are refused up front."""
   if config.prior != "vamp":
     return None
-  analytic = [v.name for v in elbo.parse_variants(config.variants) if v.kl == "analytic"]
-  if analytic:
-    return (f"config.variants: {', '.join(analytic)} need a closed-form KL, which the "
-            "VampPrior (prior=vamp) has not; use their Monte Carlo forms (elbo_mc, elbo_stl, "
-            "elbo_k=K, iwae=K, iwae_dreg=K)")
+  for field, objectives in (("variants", elbo.parse_variants(config.variants)),
+                            ("snr_estimators", snr_estimators(config))):
+    analytic = [v.name for v in objectives if v.kl == "analytic"]
+    if analytic:
+      return (f"config.{field}: {', '.join(analytic)} need a closed-form KL, which the "
+              "VampPrior (prior=vamp) has not; use their Monte Carlo forms (elbo_mc, "
+              "elbo_stl, elbo_k=K, iwae=K, iwae_dreg=K)")
 
 
 CHECKS = (_closed_form_kl,)
@@ -143,6 +159,19 @@ def _unstack(tree, i):
   return jax.tree.map(lambda a: a[i], tree)
 
 
+def _estimator_snr(estimators: dict, params, batch, rng, num_draws: int, mask) -> dict:
+  """``SNR_METRICS`` of each loss in ``estimators`` (name -> loss) at ``params``, keyed
+  ``snr/NAME/METRIC``. Every estimator gets the same batch and keys as the variant's own
+  (common random numbers: at one K, IWAE's and DReG's decoder gradients are the same
+  draws, so their decoder SNRs are equal and the encoder columns differ by the estimator
+  alone)."""
+  out = {}
+  for name, loss in estimators.items():
+    snr = likelihood_metrics.gradient_snr(loss, params, batch, rng, num_draws, mask)
+    out.update({f"snr/{name}/{k}": snr[k] for k in SNR_METRICS})
+  return out
+
+
 def _evaluate_variant(config, setup, variant, loss_fn, params, vdir, final, start) -> dict:
   """Per-seed test metrics of one variant, then their mean and std over seeds."""
   n = min(config.ll_examples or len(setup.test_images), len(setup.test_images))
@@ -154,7 +183,10 @@ def _evaluate_variant(config, setup, variant, loss_fn, params, vdir, final, star
       {"image": setup.preprocess({"image": setup.dataset.train_images[:config.snr_batch]},
                                  keys["snr_batch"])["image"],
        "step": jnp.int32(0)})
+  estimators = {e.name: elbo.make_loss(setup.model, setup.likelihood, e)
+                for e in snr_estimators(config)}
   per_seed = {k: [] for k in METRICS}
+  per_seed.update({f"snr/{name}/{k}": [] for name in estimators for k in SNR_METRICS})
   kl_per_dim = []
   records = workdir.read_metrics(vdir)
   train_s, ex_per_s = runner.train_seconds(vdir), runner.steady_examples_per_s(vdir)
@@ -162,16 +194,18 @@ def _evaluate_variant(config, setup, variant, loss_fn, params, vdir, final, star
     p = _unstack(params, s)
     ll = log_likelihood(p, keys["log_likelihood"](s))
     stats = likelihood_metrics.posterior_statistics(setup.model, p, setup.test_images)
+    mask = protocol.encoder_mask(setup.model, p)
     snr = likelihood_metrics.gradient_snr(loss_fn, p, snr_batch, keys["snr"](s),
-                                          config.snr_draws,
-                                          protocol.encoder_mask(setup.model, p))
+                                          config.snr_draws, mask)
+    snr.update(_estimator_snr(estimators, p, snr_batch, keys["snr"](s), config.snr_draws,
+                              mask))
     kl_per_dim.append(stats["kl_per_dim"].tolist())
     values = {"test_ll": ll["log_px"], "test_nll": -ll["log_px"], "test_ll_se": ll["log_px_se"],
               "test_elbo": final["test_elbo"][s], "test_kl": final["test_kl"][s],
               "active_units": stats["active_units"], **snr, "train_s": train_s,
               "examples_per_s": ex_per_s, "wall_s": 0.0}
-    for k in METRICS:
-      per_seed[k].append(float(values[k]))
+    for k, v in per_seed.items():
+      v.append(float("nan") if values[k] is None else float(values[k]))  # None: undefined
   per_seed["wall_s"] = [time.perf_counter() - start] * config.seeds  # all seeds at once
   row = {}
   for k, v in per_seed.items():
@@ -181,8 +215,7 @@ def _evaluate_variant(config, setup, variant, loss_fn, params, vdir, final, star
   row["curve"] = [(r["epoch"], float(np.mean(r["test_elbo"])))
                   for r in records if "test_elbo" in r]
   if workdir.is_primary():
-    with open(os.path.join(vdir, "results.json"), "w") as f:
-      json.dump(row, f, indent=2)
+    workdir.write_json(os.path.join(vdir, "results.json"), row)
   return row
 
 
@@ -198,12 +231,12 @@ def _write_outputs(config: Any, variants, rows: dict) -> None:
     out.writerow(["variant", *[c for k in METRICS for c in (k, f"{k}_std")]])
     for name in names:
       out.writerow([name, *[rows[name][c] for k in METRICS for c in (k, f"{k}_std")]])
-  shown = ("test_nll", "test_elbo", "test_kl", "active_units", "encoder_grad_snr",
-           "decoder_grad_snr", "train_s", "wall_s")
+  shown = ("test_nll", "test_elbo", "test_kl", "active_units", *SNR_METRICS[:4], "train_s",
+           "wall_s")
   table = ["| variant | " + " | ".join(shown) + " |", "|---" * (len(shown) + 1) + "|"]
   for name in names:
-    cells = [f"{rows[name][k]:.2f} ± {rows[name][k + '_std']:.2f}" for k in shown]
-    table.append(f"| {name} | " + " | ".join(cells) + " |")
+    table.append(f"| {name} | " + " | ".join(_cell(rows[name], k) for k in shown) + " |")
+  table += _estimator_snr_tables(config, names, rows)
   notes = " ".join([
       f"test_nll: -log p(x) by importance sampling with K={config.ll_samples} on",
       f"{config.ll_examples or 'all'} test examples (a fixed random subset when not all;",
@@ -211,10 +244,16 @@ def _write_outputs(config: Any, variants, rows: dict) -> None:
       "test_elbo / test_kl: single-sample ELBO with closed-form KL on the whole test set",
       "(binarized once with a fixed key under dynamic binarization; the same binarization",
       "for every metric and variant). active_units: dimensions with Cov_x(E_q[z_d|x]) >",
-      "0.01. grad SNR: mean over parameters of |E g| / std g for the variant's own",
-      "estimator on one fixed training batch. train_s: seconds of training for all seeds",
-      "together (all invocations of the run); wall_s: this invocation's seconds on the",
-      "variant, training and evaluation. Per-dimension KL and per-seed values:",
+      "0.01. SNR: over snr_draws draws of the variant's own gradient estimator on one fixed",
+      "training batch, for the encoder (inference network) and the decoder (generative",
+      "model and prior): snr_median is the median over parameters of |E g| / std g",
+      "(Rainforth et al. 2018; parameters whose gradient is identically zero left out),",
+      "snr_projection the SNR of g along its mean direction, estimated leave-one-out",
+      "(metrics/likelihood.py snr_summary). results.json also has encoder_grad_snr /",
+      "decoder_grad_snr, the legacy mean over parameters, which the few parameters whose",
+      "gradient barely varies dominate; n/a: undefined. train_s: seconds of training for",
+      "all seeds together (all invocations of the run); wall_s: this invocation's seconds",
+      "on the variant, training and evaluation. Per-dimension KL and per-seed values:",
       "variants/NAME/results.json."])
   workdir.write_results(config.workdir, flat, table=table, notes=notes,
                         title=f"ELBO variants on {config.dataset} ({config.epochs} epochs, "
@@ -223,6 +262,27 @@ def _write_outputs(config: Any, variants, rows: dict) -> None:
   plotting.save_curves(os.path.join(config.workdir, "curves.png"), epochs,
                        {name: [v for _, v in rows[name]["curve"]] for name in names},
                        xlabel="epoch", ylabel="test ELBO (nats, mean over seeds)")
+
+
+def _cell(row: dict, key: str) -> str:
+  """``mean ± std`` over seeds; n/a where undefined (None or NaN)."""
+  def show(v):
+    return "n/a" if v is None or not np.isfinite(v) else (
+        f"{v:.3g}" if abs(v) < 1 else f"{v:.2f}")
+  return f"{show(row[key])} ± {show(row[key + '_std'])}"
+
+
+def _estimator_snr_tables(config: Any, names: list[str], rows: dict) -> list[str]:
+  """Per trained variant, the SNR of each of ``snr_estimators`` at its final parameters."""
+  estimators = [e.name for e in snr_estimators(config)]
+  lines = []
+  for name in names if estimators else ():
+    lines += ["", f"Gradient SNR of each estimator at the final parameters of {name} "
+              f"({config.snr_draws} draws on one batch of {config.snr_batch} training images):",
+              "", "| estimator | " + " | ".join(SNR_METRICS[:4]) + " |", "|---" * 5 + "|"]
+    lines += [f"| {e} | " + " | ".join(_cell(rows[name], f"snr/{e}/{k}")
+                                        for k in SNR_METRICS[:4]) + " |" for e in estimators]
+  return lines
 
 
 def report(results: dict, config: Any) -> str:

@@ -8,8 +8,10 @@ The command line is
                               [--config.FIELD=VALUE ...]
 
 parsed by absl's ``config_flags``, which type-checks each override. Then, before anything
-is written, every field is checked here against ``FIELDS``: its allowed values, and
-whether the experiment reads it at all. A field the experiment's default config does not
+is written, every field is checked here against ``FIELDS``: its allowed values (finite,
+in range, of the right type), the cross-field rules (``SHARED_CHECKS`` and the
+experiment's ``CHECKS``), whether the experiment reads it at all, and that ``--workdir``
+can be a directory. A field the experiment's default config does not
 have is unknown to it; a field the experiment reads only under a condition (e.g.
 ``gaussian_std`` only with ``likelihood=gaussian_fixed``) may not differ from its default
 while the condition is false. Either is a one-line ``ConfigError`` naming the field.
@@ -48,7 +50,12 @@ RUN_FLAGS = {
     "coordinator_address": "host:port of process 0 for jax.distributed.",
     "num_processes": "Number of processes for jax.distributed.",
     "process_id": "This process's index for jax.distributed.",
+    "noprogress": "No progress bars: one line per training epoch instead (the default when "
+                  "stderr is not a terminal).",
+    "verbosity": "absl log verbosity (-v N): -1 warnings (the default: third-party INFO logs "
+                 "are quiet), 0 info, 1 debug.",
 }
+SHORT_FLAGS = {"v": "verbosity"}   # absl's short name of a run flag
 
 
 class ConfigError(ValueError):
@@ -60,11 +67,18 @@ class ConfigError(ValueError):
 Check = Callable[[Any], str | None]   # value -> None if fine, else what is expected
 
 
-def integer(minimum: int) -> Check:
+def integer(minimum: int, maximum: int | None = None) -> Check:
   def check(v):
-    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-      return f"expected an integer >= {minimum}"
+    if isinstance(v, bool) or not isinstance(v, int) or v < minimum or (
+        maximum is not None and v > maximum):
+      return (f"expected an integer >= {minimum}" if maximum is None
+              else f"expected an integer in [{minimum}, {maximum}]")
   return check
+
+
+# Seeds become 32-bit PRNG keys, and some studies derive more seeds by adding a few hundred
+# (semi_supervised: seed + 200): a larger seed would wrap around to a small seed's run.
+MAX_SEED = 2**31 - 1
 
 
 def number(minimum: float, strict: bool = False) -> Check:
@@ -166,7 +180,7 @@ def _fields() -> dict[str, Field]:
                     optional_string),
       "download": F("Let TFDS download the data set into data_dir (needs network and "
                     "TensorFlow).", boolean),
-      "seed": F("Seed of every PRNG key of the run.", integer(0)),
+      "seed": F("Seed of every PRNG key of the run.", integer(0, MAX_SEED)),
       "epochs": F("Training epochs.", integer(1)),
       "batch_size": F("Global batch size.", integer(1)),
       "parallel": F("Device placement of the train step: jit on one device, pmap over local "
@@ -175,6 +189,13 @@ def _fields() -> dict[str, Field]:
       "steps_per_chunk": F("Train steps fused into one compiled call (rounded down to a "
                            "divisor of the steps per epoch); 0 means one epoch.", integer(0)),
       "checkpoint_every": F("Checkpoint every N epochs (and at the end).", integer(1)),
+      "checkpoint_every_steps": F("Also checkpoint every N train steps (0: off), at the first "
+                                  "chunk boundary at or after each multiple of N: checkpoints "
+                                  "fall between fused chunks only (see steps_per_chunk).",
+                                  integer(0)),
+      "checkpoint_every_minutes": F("Also checkpoint every M minutes of this invocation (0: "
+                                    "off), at the first chunk boundary after them.",
+                                    number(0.0)),
       "preprocess": F("dynamic: binarize each batch afresh inside jit; static: binarize "
                       "once; continuous: keep grey levels.", choice(transforms.PREPROCESSING)),
       # Models with an encoder / decoder.
@@ -219,6 +240,11 @@ def _fields() -> dict[str, Field]:
                        "subset (0: the whole test set).", integer(0)),
       "snr_draws": F("Gradient draws for the gradient SNR.", integer(2)),
       "snr_batch": F("Fixed training batch for the gradient SNR.", integer(1)),
+      "snr_estimators": F("Gradient estimators (ELBO-lab variants, comma-separated) whose SNR "
+                          "is also measured at each trained variant's final parameters, on "
+                          "the same batch and draws (e.g. iwae=1,iwae=50,iwae_dreg=50: SNR vs "
+                          "K); empty: only the variant's own.",
+                          parsed_by(lambda s: elbo.parse_variants(s) if s.strip() else [])),
       # Autoencoders.
       "reconstruction": F("Autoencoder reconstruction loss: binary cross-entropy or squared "
                           "error, summed over pixels.", choice(autoencoder.RECONSTRUCTIONS)),
@@ -311,6 +337,31 @@ READ_IF = {
 }
 
 
+def _noise_level_in_range(config: Any) -> str | None:
+  """A rate corruption's level is in [0, 1] (a Gaussian one's std >= 0 already is)."""
+  from genjax import corruptions  # pylint: disable=import-outside-toplevel
+  try:
+    corruptions.check_corruption(config.corruption, config.noise_level)
+  except ValueError as e:
+    return f"config.{e}"
+
+
+def _conv_image_size(config: Any) -> str | None:
+  """model=conv halves the image twice: a celeb_a image_size not divisible by 4 would fail
+  only once the data set is loaded and config.json written."""
+  if config.dataset == "celeb_a" and config.model == "conv" and config.image_size % 4:
+    return (f"config.image_size={config.image_size}: model=conv needs a multiple of 4 "
+            "(two stride-2 layers), e.g. 32 or 64")
+
+
+# Cross-field rules shared by every experiment that has the fields (each experiment may add
+# its own CHECKS); run by ``parse`` after each field's own check.
+SHARED_CHECKS = (
+    (("corruption", "noise_level"), _noise_level_in_range),
+    (("dataset", "model", "image_size"), _conv_image_size),
+)
+
+
 # --- Loading -------------------------------------------------------------------------------
 
 
@@ -381,7 +432,8 @@ def parse(experiment: str, argv: list[str], read_if: Mapping[str, ReadIf] | None
                         f"{', '.join(defaults.keys())}")
   for arg in argv:
     flag = arg.lstrip("-").split("=", 1)[0]
-    if arg.startswith("-") and not arg.startswith("--config") and flag not in RUN_FLAGS:
+    if (arg.startswith("-") and not arg.startswith("--config") and flag not in RUN_FLAGS
+        and flag not in SHORT_FLAGS):
       hint = (f"; settings are config fields: --config.{flag}={arg.split('=', 1)[1]}"
               if flag in defaults and "=" in arg else "")
       raise ConfigError(f"unknown flag --{flag}{hint} (flags: "
@@ -399,6 +451,9 @@ def parse(experiment: str, argv: list[str], read_if: Mapping[str, ReadIf] | None
                        flag_values=values)
   flags.DEFINE_string("coordinator_address", None, RUN_FLAGS["coordinator_address"],
                       flag_values=values)
+  flags.DEFINE_boolean("noprogress", False, RUN_FLAGS["noprogress"], flag_values=values)
+  flags.DEFINE_integer("verbosity", None, RUN_FLAGS["verbosity"], short_name="v",
+                       flag_values=values)
   try:
     rest = values(program + argv)
   except flags.Error as e:
@@ -407,9 +462,11 @@ def parse(experiment: str, argv: list[str], read_if: Mapping[str, ReadIf] | None
     raise ConfigError(f"unexpected arguments: {' '.join(rest[1:])}")
   if not values.workdir:
     raise ConfigError("--workdir=DIR is required")
+  _check_workdir(values.workdir)
   config = values.config
   validate(experiment, config, defaults, read_if)
-  for check in getattr(module, "CHECKS", ()):   # the experiment's cross-field rules
+  shared = [check for names, check in SHARED_CHECKS if all(n in config for n in names)]
+  for check in [*shared, *getattr(module, "CHECKS", ())]:   # cross-field rules
     problem = check(config)
     if problem:
       raise ConfigError(problem)
@@ -417,6 +474,15 @@ def parse(experiment: str, argv: list[str], read_if: Mapping[str, ReadIf] | None
   resolved.workdir = values.workdir
   run_flags = {name: values[name].value for name in RUN_FLAGS if name not in ("config",)}
   return Invocation(ml_collections.FrozenConfigDict(resolved), spec, run_flags)
+
+
+def _check_workdir(path: str) -> None:
+  """``--workdir`` must be (or be creatable as) a directory: checked before any work."""
+  from genjax.io import workdir  # pylint: disable=import-outside-toplevel
+  try:
+    workdir.check_workdir(path)
+  except ValueError as e:
+    raise ConfigError(f"--{e}") from None
 
 
 def validate(experiment: str, config: Any, defaults: Any,
@@ -469,7 +535,9 @@ def help_text(experiment: str, summary: str, spec: str | None = None) -> str:
       doc = f"{doc} [{allowed}]"
     lines.append(f"  {flag:<{width}}  {doc}")
   lines += ["", "flags: --workdir=DIR (required); --host_devices=N, --local_processes=N, "
-            "--coordinator_address, --num_processes, --process_id (devices and processes)"]
+            "--coordinator_address, --num_processes, --process_id (devices and processes); "
+            "--noprogress (no bars: a line per epoch), --verbosity=N / -v N (absl logs; "
+            "default: warnings only)"]
   return "\n".join(lines)
 
 

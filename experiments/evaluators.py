@@ -10,6 +10,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from genjax.io import progress
 from genjax.losses import elbo
 from genjax.metrics import likelihood as likelihood_metrics
 from genjax.models import protocol
@@ -51,21 +52,29 @@ class LogLikelihood:
   ``num_samples`` proposals from q(z|x) (Burda et al. 2016), averaged over ``data``
   (images [n, H, W, C], or a dict with ``image`` and ``condition``): ``{"log_px": mean,
   "log_px_se": standard error of that mean}`` (the per-example Monte Carlo errors
-  combined)."""
+  combined). The batches run in about ``PROGRESS_STEPS`` compiled calls from a host loop
+  (``loop.make_chunked_eval_fn``: the numbers of one call), so an evaluation longer than a
+  few seconds shows a progress bar (``genjax.io.progress``)."""
+
+  PROGRESS_STEPS = 50   # about this many calls (and bar updates) per evaluation
 
   def __init__(self, model, likelihood, data: np.ndarray | dict[str, np.ndarray],
                num_samples: int, examples_per_batch: int | None = None):
     data = data if isinstance(data, dict) else {"image": data}
-    self._n = len(data["image"])
+    self._n, self._num_samples = len(data["image"]), num_samples
     chunk = loop.largest_divisor_at_most(num_samples, 500)
     if examples_per_batch is None:   # about 20,000 (example, sample) pairs at a time
       examples_per_batch = max(1, min(self._n, 20_000 // min(num_samples, 500)))
-    self._evaluate = loop.make_eval_fn(likelihood_metrics.make_log_likelihood_fn(
-        model, likelihood, num_samples, chunk))
     self._batches = loop.pad_batches(data, examples_per_batch)
+    self._num_batches = self._batches[1].shape[0]
+    self._evaluate = loop.make_chunked_eval_fn(
+        likelihood_metrics.make_log_likelihood_fn(model, likelihood, num_samples, chunk),
+        batches_per_call=max(1, self._num_batches // self.PROGRESS_STEPS))
 
   def __call__(self, params: Any, rng: jax.Array) -> dict[str, float]:
-    out = jax.device_get(self._evaluate(params, *self._batches, rng))
+    with progress.bar(self._num_batches, f"log p(x), K={self._num_samples}", unit="batch",
+                      delay=progress.EVAL_DELAY_S) as shown:
+      out = jax.device_get(self._evaluate(params, *self._batches, rng, shown.update))
     return {"log_px": float(out["log_px"]),
             "log_px_se": float(np.sqrt(out["log_px_var"] / self._n))}
 
@@ -107,9 +116,12 @@ def prior_sample_means(model, likelihood, params, rng: jax.Array, num: int,
     return likelihood.mean(protocol.decode(model, params, z, c))
 
   out = []
-  for i, start in enumerate(range(0, num, batch_size)):
-    c = None
-    if condition is not None:
-      c = np.resize(condition[start:start + batch_size], (batch_size, condition.shape[1]))
-    out.append(np.asarray(one(jax.random.fold_in(rng, i), c)))
+  with progress.bar(-(-num // batch_size), "prior samples", unit="batch",
+                    delay=progress.EVAL_DELAY_S) as shown:
+    for i, start in enumerate(range(0, num, batch_size)):
+      c = None
+      if condition is not None:
+        c = np.resize(condition[start:start + batch_size], (batch_size, condition.shape[1]))
+      out.append(np.asarray(one(jax.random.fold_in(rng, i), c)))
+      shown.update(1)
   return np.concatenate(out)[:num]

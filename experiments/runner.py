@@ -1,20 +1,28 @@
 """The one copy of every experiment's scaffolding.
 
 ``main`` turns a command line into a validated config (``experiments/configuration.py``),
-runs the experiment and prints its report. ``prepare`` loads and checks the data and the
+runs the experiment and prints its report and ``summary`` (or, after ``Preempted``, where
+training stopped and how to resume). ``prepare`` loads and checks the data and the
 placement and writes ``config.json`` (everything checked at the border, before any work);
-``train`` owns resume, the fused fit loop, checkpoints, ``metrics.jsonl`` and the
-evaluation cadence; ``run_info`` is the run-info part of every ``results.json``;
+``train`` owns resume, the fused fit loop, its progress, checkpoints (by epochs, steps or
+minutes, and on SIGTERM / SIGINT), ``metrics.jsonl`` and the evaluation cadence;
+``run_info`` is the run-info part of every ``results.json``;
 ``streams`` gives the run's named PRNG streams. An experiment file is what makes a study
 different: its model, its loss, its evaluators and its figures.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import shlex
+import signal
 import sys
+import threading
 import time
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, NamedTuple
 
 from absl import logging
 import jax
@@ -24,7 +32,7 @@ import optax
 from experiments import configuration
 from genjax import distributions, likelihoods, models
 from genjax.data import sources, transforms
-from genjax.io import workdir
+from genjax.io import progress, workdir
 from genjax.metrics import reference_classifier, sample_quality as quality
 from genjax.training import checkpoint, loop, parallel
 from genjax.training import state as train_state
@@ -32,6 +40,7 @@ from genjax.training import step as train_step
 
 # Fields that may change between a run and its resumption (they do not change the math).
 RESUMABLE = frozenset({"epochs", "workdir", "data_dir", "eval_every", "checkpoint_every",
+                       "checkpoint_every_steps", "checkpoint_every_minutes",
                        "steps_per_chunk", "download", "parallel"})
 
 
@@ -40,17 +49,61 @@ def main(name: str, module: ModuleType, argv: list[str]) -> None:
 
   A configuration or data error (ValueError, FileNotFoundError: raised at the border,
   before anything is written) ends the run with one line on stderr; other exceptions keep
-  their traceback.
+  their traceback. Training stopped by SIGTERM / SIGINT (``Preempted``, after its
+  checkpoint) ends the run at once, with status 0 and one line: where it stopped and the
+  command that resumes it. A multi-process run also prints each process's
+  ``params_digest`` (equal in every process).
   """
   try:
     invocation = configuration.parse(name, argv, getattr(module, "READ_IF", None))
     results = module.run(invocation.config)
   except (ValueError, FileNotFoundError) as e:
     sys.exit(f"{name}: error: {e}")
-  if isinstance(results, dict) and "params_digest" in results:
+  except Preempted as stop:
+    if workdir.is_primary():
+      print(f"{name}: {stop}; resume with: {resume_command(name, argv)}", flush=True)
+    return
+  if jax.process_count() > 1 and isinstance(results, dict) and "params_digest" in results:
     print(f"process {jax.process_index()}: params_digest={results['params_digest']!r}")
-  if workdir.is_primary() and hasattr(module, "report"):
-    print(module.report(results, invocation.config))
+  if workdir.is_primary():
+    if hasattr(module, "report"):
+      print(module.report(results, invocation.config))
+    print(summary(invocation.config.workdir))
+
+
+def resume_command(name: str, argv: list[str]) -> str:
+  """The command line of this run (the same one resumes it), quoted for a shell."""
+  launcher = sys.argv[0] if os.path.basename(sys.argv[0]) == "launch.py" else "launch.py"
+  return shlex.join([sys.executable, launcher, name, *argv])
+
+
+# The results.json keys ``summary`` shows, in this order (also as the last part of a
+# "variant/key" name): what the experiments' reports lead with.
+HEADLINE = ("test_elbo", "test_recon", "test_kl", "test_nll", "test_ll", "test_ll_se",
+            "test_error", "test_accuracy", "sample_fd", "sample_score", "conditional_accuracy",
+            "d_loss", "g_loss", "steps", "examples_per_s", "train_s", "wall_s")
+
+
+def summary(run_dir: str) -> str:
+  """A short table of the headline numbers of ``run_dir/results.json`` (``HEADLINE``, those
+  it has) and the paths of what the run wrote into ``run_dir``."""
+  lines, results = [], {}
+  path = os.path.join(run_dir, workdir.RESULTS_JSON)
+  if os.path.exists(path):
+    with open(path) as f:
+      results = json.load(f)
+  numbers = {k: v for k, v in results.items() if isinstance(v, (int, float))
+             and not isinstance(v, bool)} if isinstance(results, dict) else {}
+  rows = [(k, v) for h in HEADLINE for k, v in numbers.items() if k.rsplit("/", 1)[-1] == h]
+  if rows:
+    shown = [(k, f"{v:.6g}" if isinstance(v, float) else str(v)) for k, v in rows]
+    key_width, value_width = (max(len(row[i]) for row in shown) for i in (0, 1))
+    lines.append(f"{path}:")
+    lines += [f"  {k:<{key_width}}  {v:>{value_width}}" for k, v in shown]
+  written = sorted(e + ("/" if os.path.isdir(os.path.join(run_dir, e)) else "")
+                   for e in os.listdir(run_dir))
+  lines.append(f"written in {run_dir}: {', '.join(written)}")
+  return "\n".join(lines)
 
 
 def streams(seed: int, *names: str) -> dict[str, jax.Array]:
@@ -107,8 +160,9 @@ def prepare(config: Any, needs_labels: bool = False,
             check: Callable[[sources.Dataset], None] | None = None
             ) -> tuple[sources.Dataset, parallel.Placement]:
   """Loads and prepares ``config.dataset``, places the step, checks the batch (and runs the
-  experiment's own ``check`` of the data set), then writes config.json: everything an
-  experiment checks at the border, before any work.
+  experiment's own ``check`` of the data set) and, in a rerun, that some checkpoint is
+  intact, then writes config.json: everything an experiment checks at the border, before
+  any work.
 
   Raises ValueError / FileNotFoundError (one line each) before anything is written.
   """
@@ -127,6 +181,7 @@ def prepare(config: Any, needs_labels: bool = False,
   parallel.check_batch_size(placement, config.batch_size)
   if check is not None:
     check(dataset)
+  checkpoint.check_restorable(config.workdir)   # a rerun whose checkpoints are all damaged
   workdir.check_or_write_config(config.workdir, configuration.as_dict(config), RESUMABLE)
   return dataset, placement
 
@@ -137,37 +192,109 @@ def train(config: Any, state: Any, step: Callable, train_data: dict, *, run_dir:
           epochs: int | None = None, name: str = "") -> Any:
   """Trains (resuming from ``run_dir/checkpoints``) and returns the final state.
 
-  Uses ``config.batch_size``, ``config.steps_per_chunk`` and ``config.checkpoint_every``;
-  ``epochs`` defaults to ``config.epochs`` and, when there is an ``evaluate``,
-  ``eval_every`` to ``config.eval_every``. Appends every chunk's metrics (and
+  Uses ``config.batch_size``, ``config.steps_per_chunk`` and the checkpoint cadence
+  (``Cadence.of(config)``); ``epochs`` defaults to ``config.epochs`` and, when there is an
+  ``evaluate``, ``eval_every`` to ``config.eval_every``. Appends every chunk's metrics (and
   ``evaluate(params)`` every ``eval_every`` epochs and at the end) to
-  ``run_dir/metrics.jsonl``; checkpoints every ``checkpoint_every`` epochs and at the end.
+  ``run_dir/metrics.jsonl``, and shows progress (``genjax.io.progress``: a bar, or one line
+  per epoch). SIGTERM or SIGINT (``stop_requests``) stops it after the running chunk: that
+  step is checkpointed and ``Preempted`` raised (the epoch's evaluation, if the chunk ended
+  one, is skipped); a rerun resumes there and ends with the same parameters.
   """
   epochs = epochs or config.epochs
   if evaluate is not None and eval_every is None:
     eval_every = config.eval_every
-  checkpoint_every = config.checkpoint_every
+  cadence = Cadence.of(config)
   manager = checkpoint.make_manager(run_dir)
   state, restored = checkpoint.restore_latest(manager, state)
   if restored is not None:
-    logging.info("%s: resumed from checkpoint at step %d", name or run_dir, restored)
+    progress.note(f"{name or run_dir}: resumed from the checkpoint at step {restored}")
   writer = workdir.MetricsWriter(run_dir)
+  shown = progress.TrainProgress(name, epochs, len(next(iter(train_data.values())))
+                                 // config.batch_size, restored or 0)
   chunks = loop.fit(state, step, train_data, batch_size=config.batch_size, num_epochs=epochs,
                     data_rng=data_rng, preprocess=preprocess,
                     steps_per_chunk=config.steps_per_chunk or None, placement=placement)
-  for i, (state, log) in enumerate(chunks):
-    writer.write({**log, "includes_compile": int(i == 0)})
-    epoch = round(log["epoch"])
-    if log["epoch_end"]:
-      last = epoch == epochs
-      if evaluate is not None and (epoch % eval_every == 0 or last):
+  previous_step, saved_at = restored or 0, time.monotonic()
+  with stop_requests() as stop, contextlib.closing(writer), contextlib.closing(shown):
+    for i, (state, log) in enumerate(chunks):
+      writer.write({**log, "includes_compile": int(i == 0)})
+      shown.update(log)
+      if stop:
+        checkpoint.save(manager, state, int(log["step"]))
+        raise Preempted(stop[0], int(log["step"]), log["epoch"], run_dir)
+      epoch = round(log["epoch"])
+      if log["epoch_end"] and evaluate is not None and (epoch % eval_every == 0
+                                                        or epoch == epochs):
         writer.write({"step": log["step"], "epoch": epoch, **evaluate(state.params)})
-      if epoch % checkpoint_every == 0 or last:
-        checkpoint.save(manager, state, log["step"])
-    logging.info("%s epoch %.2f step %d loss %.3f (%.0f ex/s)", name, log["epoch"],
-                 log["step"], log["loss"], log["examples_per_s"])
-  writer.close()
+      if cadence.due(log, previous_step, epochs, (time.monotonic() - saved_at) / 60):
+        checkpoint.save(manager, state, int(log["step"]))
+        saved_at = time.monotonic()
+      previous_step = int(log["step"])
   return state
+
+
+class Cadence(NamedTuple):
+  """When ``train`` checkpoints: at the end of every ``epochs``-th epoch and of the last,
+  and, where non-zero, every ``steps`` steps and every ``minutes`` minutes. Checkpoints fall
+  on chunk boundaries only (``config.steps_per_chunk``): by steps, at the first boundary at
+  or after each multiple of ``steps``; by time, at the first boundary ``minutes`` after the
+  last checkpoint of this invocation (or its start)."""
+  epochs: int
+  steps: int = 0
+  minutes: float = 0.0
+
+  @classmethod
+  def of(cls, config: Any) -> "Cadence":
+    """``checkpoint_every``, ``checkpoint_every_steps``, ``checkpoint_every_minutes``."""
+    return cls(config.checkpoint_every, config.checkpoint_every_steps,
+               config.checkpoint_every_minutes)
+
+  def due(self, log: dict, previous_step: int, last_epoch: int, minutes_since: float) -> bool:
+    """Whether the chunk ``log`` describes (it began at ``previous_step``) ends with a
+    checkpoint, ``minutes_since`` the last one."""
+    epoch, step = round(log["epoch"]), int(log["step"])
+    return bool((log["epoch_end"] and (epoch % self.epochs == 0 or epoch == last_epoch))
+                or (self.steps and step // self.steps > previous_step // self.steps)
+                or (self.minutes and minutes_since >= self.minutes))
+
+
+class Preempted(Exception):
+  """Training stopped by a signal after a chunk, with a checkpoint at that step."""
+
+  def __init__(self, signum: int, step: int, epoch: float, run_dir: str):
+    super().__init__(f"stopped by {signal.Signals(signum).name} at step {step} (epoch "
+                     f"{epoch:.2f}) of {run_dir}, checkpoint saved")
+    self.step, self.epoch, self.run_dir = step, epoch, run_dir
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@contextlib.contextmanager
+def stop_requests() -> Iterator[list[int]]:
+  """Yields a list to which SIGTERM and SIGINT append their number instead of ending the
+  process, so training can stop at its next chunk boundary (a second SIGINT interrupts at
+  once); the previous handlers come back on exit. In a multi-process run (the processes
+  would stop at different chunks) or off the main thread (where Python cannot install
+  handlers) it installs nothing and the list stays empty."""
+  requested: list[int] = []
+  if jax.process_count() > 1 or threading.current_thread() is not threading.main_thread():
+    yield requested
+    return
+
+  def handler(signum, frame):
+    del frame
+    if requested and signum == signal.SIGINT:
+      raise KeyboardInterrupt
+    requested.append(signum)
+
+  previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+  try:
+    yield requested
+  finally:
+    for s, h in previous.items():
+      signal.signal(s, signal.SIG_DFL if h is None else h)
 
 
 def fit(config: Any, model: Any, loss_fn: Callable, train_data: dict,
@@ -191,24 +318,41 @@ def fit(config: Any, model: Any, loss_fn: Callable, train_data: dict,
 
 def train_seconds(run_dir: str) -> float:
   """Seconds spent in train chunks over all invocations of the run (compiles included)."""
-  return sum(r.get("seconds", 0.0) for r in workdir.read_metrics(run_dir))
+  return sum(r.get("seconds") or 0.0 for r in workdir.read_metrics(run_dir))
+
+
+# Why ``examples_per_s`` is null in results.json when no chunk could measure it.
+NO_STEADY_CHUNK = ("no steady-state chunk: every training chunk of this run included "
+                   "compilation, so its speed is not the training speed; train more chunks "
+                   "(more epochs, or a smaller steps_per_chunk) to measure it")
 
 
 def steady_examples_per_s(run_dir: str) -> float:
-  """Training throughput over all logged chunks that did not include compilation."""
+  """Training throughput over all logged chunks that did not include compilation; NaN
+  when there is none (e.g. a run of one chunk): ``throughput`` says so in results."""
   chunks = [r for r in workdir.read_metrics(run_dir)
-            if "examples_per_s" in r and not r.get("includes_compile")]
+            if r.get("examples_per_s") is not None and r.get("seconds")
+            and not r.get("includes_compile")]
   seconds = sum(r["seconds"] for r in chunks)
   return (sum(r["examples_per_s"] * r["seconds"] for r in chunks) / seconds if seconds
           else float("nan"))
 
 
+def throughput(run_dir: str) -> dict[str, Any]:
+  """``{"examples_per_s": steady_examples_per_s(run_dir)}``, plus ``examples_per_s_note``
+  (``NO_STEADY_CHUNK``) when there is no steady-state figure: results.json then holds
+  ``null`` with that reason (``workdir.strict_json``), never a compile-inflated number."""
+  value = steady_examples_per_s(run_dir)
+  return {"examples_per_s": value} if np.isfinite(value) else {
+      "examples_per_s": value, "examples_per_s_note": NO_STEADY_CHUNK}
+
+
 def run_info(config: Any, state: Any, dataset: sources.Dataset, placement: parallel.Placement,
              wall_start: float) -> dict[str, Any]:
-  """The part of ``results.json`` every training experiment shares: budget, throughput,
-  time, size, data, devices and a parameter fingerprint."""
+  """The part of ``results.json`` every training experiment shares: budget, throughput
+  (``throughput``), time, size, data, devices and a parameter fingerprint."""
   return {"epochs": config.epochs, "steps": int(state.step),
-          "examples_per_s": steady_examples_per_s(config.workdir),
+          **throughput(config.workdir),
           "wall_s": time.perf_counter() - wall_start,
           "train_s": train_seconds(config.workdir),
           "num_params": count_params(state.params),

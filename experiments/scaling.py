@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 import os
 from typing import Any
 
@@ -151,8 +150,7 @@ def _write(config: Any, rows: list[dict]) -> None:
   meta = {"device": device.device_kind, "platform": device.platform,
           "num_devices": jax.device_count(), "num_processes": jax.process_count(),
           "simulated_devices": simulated}
-  with open(os.path.join(config.workdir, workdir.RESULTS_JSON), "w") as f:
-    json.dump({**meta, "rows": rows}, f, indent=2)
+  workdir.write_json(os.path.join(config.workdir, workdir.RESULTS_JSON), {**meta, "rows": rows})
   cols = ("placement", "mode", "model", "per_device_batch", "devices", "global_batch",
           "examples_per_s", "steps_per_s", "compile_s", "efficiency")
   lines = [f"# Scaling on {jax.device_count()} x {device.device_kind}", "",

@@ -71,6 +71,10 @@ READ_IF = {
                                           "methods has ae, dae, vae or m2"),
     "checkpoint_every": configuration.ReadIf(_uses(*PRETRAINED, "m2"),
                                              "methods has ae, dae, vae or m2"),
+    "checkpoint_every_steps": configuration.ReadIf(_uses(*PRETRAINED, "m2"),
+                                                   "methods has ae, dae, vae or m2"),
+    "checkpoint_every_minutes": configuration.ReadIf(_uses(*PRETRAINED, "m2"),
+                                                     "methods has ae, dae, vae or m2"),
     "steps_per_chunk": configuration.ReadIf(_uses(*PRETRAINED, "m2"),
                                             "methods has ae, dae, vae or m2"),
     "finetune_steps": configuration.ReadIf(_uses("scratch", *PRETRAINED),
@@ -212,12 +216,12 @@ def _cached(ctx: Context, name: str, compute) -> float:
   path = os.path.join(ctx.config.workdir, name)
   if os.path.exists(path):
     with open(path) as f:
-      return json.load(f)["test_error"]
+      stored = json.load(f)["test_error"]
+    return float("nan") if stored is None else stored   # null: it was not finite
   error = compute()
   if workdir.is_primary():
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-      json.dump({"test_error": error}, f)
+    workdir.write_json(path, {"test_error": error}, indent=None)
   return error
 
 

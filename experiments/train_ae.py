@@ -82,7 +82,7 @@ def run(config: Any) -> dict:
   results.update(
       steps=int(ae_state.step), epochs=config.epochs, denoising=config.denoising,
       corruption=config.corruption, noise_level=config.noise_level,
-      examples_per_s=runner.steady_examples_per_s(config.workdir),
+      **runner.throughput(config.workdir),
       train_s=runner.train_seconds(config.workdir), wall_s=time.perf_counter() - wall_start,
       num_params=int(sum(x.size for x in jax.tree.leaves(ae_state.params))),
       dataset=config.dataset, data_source=dataset.source, device=jax.devices()[0].device_kind)

@@ -1,7 +1,8 @@
 """Shared by the experiment end-to-end tests: tiny labelled data on disk, and one run of an
 experiment on the config its command line resolves to, checking that it reads every field
-it accepts."""
+it accepts and that every JSON file in its workdir is strict JSON (no NaN or Infinity)."""
 
+import json
 import pathlib
 from types import ModuleType
 
@@ -37,4 +38,31 @@ def run_experiment(module: ModuleType, argv: list[str]) -> dict:
   unread = (set(invocation.config.keys()) - {"workdir"} - tracked.read
             - configuration.unread_fields(invocation.config, read_if))
   assert not unread, f"{name} accepted these fields and did not read them: {sorted(unread)}"
+  checked = assert_strict_json(invocation.config.workdir)
+  assert pathlib.Path(invocation.config.workdir, "results.json") in checked, checked
   return results
+
+
+def _refuse_constant(name: str):
+  raise ValueError(f"{name} is not JSON (RFC 8259): a figure must be a number or null")
+
+
+def strict_loads(text: str):
+  """``json.loads`` that refuses NaN, Infinity and -Infinity, as strict parsers do."""
+  return json.loads(text, parse_constant=_refuse_constant)
+
+
+def assert_strict_json(workdir) -> list[pathlib.Path]:
+  """Parses every .json and .jsonl file under ``workdir`` with ``strict_loads`` (each line
+  of a .jsonl); fails naming the file when one holds NaN or Infinity. Returns the files."""
+  files = sorted(p for p in pathlib.Path(workdir).rglob("*")
+                 if p.suffix in (".json", ".jsonl") and p.is_file())
+  for path in files:
+    text = path.read_text()
+    docs = text.splitlines() if path.suffix == ".jsonl" else [text]
+    for i, doc in enumerate(d for d in docs if d.strip()):
+      try:
+        strict_loads(doc)
+      except ValueError as e:
+        raise AssertionError(f"{path} (document {i}) is not strict JSON: {e}") from None
+  return files

@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -131,6 +132,98 @@ def test_bad_settings_are_one_line_errors_naming_the_field_and_allowed_values(
   with pytest.raises(ConfigError, match=expected.replace("(", r"\(")) as e:
     configuration.parse(name, [f"--workdir={tmp_path}", *argv])
   assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("name,argv,expected", [
+    # Float fields: finite, and in range.
+    ("train_vae", ["--config.likelihood=gaussian_fixed", "--config.gaussian_std=inf"],
+     "config.gaussian_std=inf: expected a finite number > 0"),
+    ("train_vae", ["--config.likelihood=gaussian_fixed", "--config.gaussian_std=0"],
+     "config.gaussian_std=0.0: expected a finite number > 0"),
+    ("train_vae", ["--config.beta=nan"], "config.beta=nan: expected a finite number >= 0"),
+    ("train_vae", ["--config.beta=-1"], "config.beta=-1.0: expected a finite number >= 0"),
+    ("train_vae", ["--config.learning_rate=-inf"], "config.learning_rate=-inf: expected a finite"),
+    ("train_vae", ["--config.learning_rate=1e400"], "config.learning_rate=inf: expected a finite"),
+    ("semi_supervised", ["--config.alpha=inf"], "config.alpha=inf: expected a finite number"),
+    ("semi_supervised", ["--config.finetune_learning_rate=0"],
+     "config.finetune_learning_rate=0.0: expected a finite number > 0"),
+    ("train_gan", ["--config.r1_gamma=nan"], "config.r1_gamma=nan: expected a finite number"),
+    ("train_gan", ["--config.g_learning_rate=inf"], "config.g_learning_rate=inf: expected"),
+    ("train_ae", ["--config.noise_level=-0.1"], "config.noise_level=-0.1: expected a finite"),
+    ("train_ae", ["--config.corruption=masking", "--config.noise_level=1.5"],
+     "config.noise_level=1.5: the pixel rate of corruption=masking must be in [0, 1]"),
+    ("compare_elbos", ["--config.variants=elbo,free_bits=inf"], "bad variant 'free_bits=inf'"),
+    ("compare_elbos", ["--config.variants=beta=nan"], "bad variant 'beta=nan'"),
+    ("compare_elbos", ["--config.variants=free_bits=-0.5"], "bad variant 'free_bits=-0.5'"),
+    # Integers: the right type, in range.
+    ("train_vae", ["--config.epochs=1.5"], "flag --config.epochs=1.5: invalid literal for int()"),
+    ("train_vae", ["--config.seed=-1"], "config.seed=-1: expected an integer in [0, 2147483647]"),
+    ("train_vae", ["--config.seed=4294967296"],           # would wrap around to seed 0's keys
+     "config.seed=4294967296: expected an integer in [0, 2147483647]"),
+    ("train_vae", ["--config.steps_per_chunk=-1"], "config.steps_per_chunk=-1: expected an "
+                                                   "integer >= 0"),
+    # Booleans: true or false only.
+    ("train_ae", ["--config.denoising=maybe"], "flag --config.denoising=maybe: ('Non-boolean"),
+    # Cross-field: a conv model halves celeb_a images twice.
+    ("train_cvae", ["--config.dataset=celeb_a", "--config.model=conv",
+                    "--config.image_size=30"],
+     "config.image_size=30: model=conv needs a multiple of 4"),
+])
+def test_bad_values_are_refused_before_any_work(name, argv, expected, tmp_path):
+  with pytest.raises(ConfigError, match=re.escape(expected)) as e:
+    configuration.parse(name, [f"--workdir={tmp_path / 'w'}", *argv])
+  assert "\n" not in str(e.value)
+  assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize("value,expected", [
+    (1.0, "expected an integer >= 1"), (True, "expected an integer >= 1"),
+    ("3", "expected an integer >= 1"), (0, "expected an integer >= 1")])
+def test_integer_fields_from_a_config_file_are_checked_for_type_too(value, expected):
+  """A config file (not the command line, which absl type-checks) may hold any value."""
+  defaults = _defaults("train_vae")
+  config = _defaults("train_vae")
+  with config.ignore_type():
+    config.epochs = value
+  with pytest.raises(ConfigError, match=re.escape(f"config.epochs={value}: {expected}")):
+    configuration.validate("train_vae", config, defaults)
+
+
+def test_boolean_and_float_fields_from_a_config_file_are_checked_for_type_too():
+  defaults = _defaults("train_ae")
+  for field, value, expected in (("denoising", "true", "expected true or false"),
+                                 ("denoising", 1, "expected true or false"),
+                                 ("noise_level", "0.5", "expected a finite number >= 0")):
+    config = _defaults("train_ae")
+    with config.ignore_type():
+      config[field] = value
+    with pytest.raises(ConfigError, match=re.escape(f"config.{field}={value}: {expected}")):
+      configuration.validate("train_ae", config, defaults)
+
+
+def test_a_workdir_that_is_a_file_is_one_line_before_anything_is_written(tmp_path):
+  file = tmp_path / "results.txt"
+  file.write_text("keep me")
+  with pytest.raises(ConfigError, match=re.escape(
+      f"--workdir={file} is an existing file, not a directory: expected a directory")) as e:
+    configuration.parse("train_vae", [f"--workdir={file}"])
+  assert "\n" not in str(e.value)
+  result = _launch("train_vae", f"--workdir={file / 'run'}")
+  assert result.returncode != 0 and "Traceback" not in result.stderr
+  assert result.stderr.strip() == (
+      f"train_vae: error: --workdir={file / 'run'} lies under {file}, which is an existing "
+      "file, not a directory: expected a directory (new or holding a run to resume)")
+  assert file.read_text() == "keep me" and sorted(tmp_path.iterdir()) == [file]
+
+
+def test_launch_level_output_flags_are_run_flags_not_unknown(tmp_path):
+  """--noprogress and absl's --verbosity / -v are read by launch.py; parse admits them."""
+  inv = configuration.parse("train_vae", [f"--workdir={tmp_path}", "--noprogress", "-v", "1"])
+  assert inv.flags["noprogress"] is True and inv.flags["verbosity"] == 1
+  inv = configuration.parse("train_vae", [f"--workdir={tmp_path}", "--verbosity=0"])
+  assert inv.flags["noprogress"] is False and inv.flags["verbosity"] == 0
+  assert launch._verbosity(["--noprogress", "-v", "2"]) == 2
+  assert launch._verbosity(["--verbosity=-1"]) == -1 and launch._verbosity([]) is None
 
 
 def test_workdir_is_required(tmp_path):

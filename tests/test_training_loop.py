@@ -63,6 +63,23 @@ def test_eval_fn_masks_padding(setup):
   assert float(out["elbo"]) == float(again["elbo"])  # a fixed key: a reproducible test ELBO
 
 
+@pytest.mark.parametrize("batches_per_call", [1, 2, 5])
+def test_chunked_eval_fn_gives_the_numbers_of_one_call(setup, batches_per_call):
+  """Host-side chunks of batches (for a progress bar) keep each batch's key fold_in(rng, b)
+  and the one reduction over all batches: the same bits as make_eval_fn."""
+  model, lik, params, _, _ = setup
+  terms = elbo.make_elbo_terms(model, lik, "mc")          # random: the keys must match too
+  metric = lambda p, b, r: elbo.elbo_metrics(terms(p, b, r))
+  batches = loop.pad_batches(_data(n=47), 5)                # 10 batches, the last padded
+  whole = loop.make_eval_fn(metric)(params, *batches, jax.random.PRNGKey(3))
+  done = []
+  chunked = loop.make_chunked_eval_fn(metric, batches_per_call=batches_per_call)(
+      params, *batches, jax.random.PRNGKey(3), done.append)
+  assert sum(done) == 10 and len(done) == 10 // batches_per_call
+  for key in whole:
+    np.testing.assert_array_equal(chunked[key], whole[key], err_msg=key)
+
+
 def test_batch_larger_than_data_is_a_clear_error(setup):
   with pytest.raises(ValueError, match="batch_size=100 is larger than the 64"):
     next(loop.fit(_fresh_state(setup), setup[4], _data(), batch_size=100, num_epochs=1,

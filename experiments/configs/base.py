@@ -27,6 +27,8 @@ def run(**overrides: Any) -> ml_collections.ConfigDict:
   c.parallel = "none"
   c.steps_per_chunk = 0
   c.checkpoint_every = 5
+  c.checkpoint_every_steps = 0
+  c.checkpoint_every_minutes = 0.0
   c.preprocess = "dynamic"
   return _update(c, overrides)
 

@@ -3,7 +3,8 @@
 Defaults: the README's ELBO-lab variants on train_vae's network, 3 seeds, 25 epochs,
 test log-likelihood with K = 5000 on the whole test set. Variants:
   smoke: tiny, for tests.
-The IWAE paper's Table 1 protocol is its own config: iwae_table1.py.
+The IWAE paper's Table 1 protocol is its own config: iwae_table1.py; gradient SNR vs K for
+IWAE and DReG is snr_vs_k.py.
 """
 
 from experiments.configs import base
@@ -17,6 +18,7 @@ def get_config(variant=None):
   c.ll_examples = 0
   c.snr_draws = 100
   c.snr_batch = 100
+  c.snr_estimators = ""   # e.g. "iwae=1,iwae=50": more estimators' SNR (snr_vs_k.py)
   return base.with_variant(c, variant, {
       "smoke": dict(variants="elbo,iwae_dreg=3", seeds=2, epochs=1, batch_size=32,
                     hidden=(16,), latent_dim=2, ll_samples=20, ll_examples=10, snr_draws=4,

@@ -6,7 +6,8 @@
 1. ``data_dir`` with a TFDS-prepared copy (read with ``tfds.data_source``; TFDS may
    download only when ``download=True``);
 2. ``data_dir/<name>.npz`` with the keys of ``../shared/data/`` (``x_train, y_train,
-   x_test, y_test`` uint8; ``binarized_mnist``: ``train, valid, test`` uint8 [N, 784]);
+   x_test, y_test`` uint8; ``binarized_mnist``: ``train, valid, test`` uint8 [N, 784];
+   a file there that is no such archive is a ValueError naming it, never a fallback);
    ``celeb_a`` comes only from a TFDS copy: its 40 binary attributes become
    ``*_attributes`` [N, 40] float32, its 218x178 images are centre-cropped to 140x140 and
    resized to ``image_size`` (default 32) with an antialiasing filter;
@@ -28,6 +29,8 @@ import io
 import os
 import pickle
 from typing import Any
+import zipfile
+import zlib
 
 import jax
 import numpy as np
@@ -114,15 +117,41 @@ def _to_float(images: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
   return (images.astype(np.float32) / scale).reshape(len(images), *shape)
 
 
+def npz_keys(name: str) -> tuple[str, ...]:
+  """The arrays ``<name>.npz`` must hold (those of ``../shared/data/``)."""
+  return ("train", "valid", "test") if name == "binarized_mnist" else (
+      "x_train", "y_train", "x_test", "y_test")
+
+
 def _load_npz(name: str, path: str) -> Dataset:
-  with np.load(path) as f:
-    if name == "binarized_mnist":
-      splits = {k: _to_float(f[k], (28, 28, 1)) for k in ("train", "valid", "test")}
-      labels = {k: np.full(len(v), NO_LABEL, np.int32) for k, v in splits.items()}
-      return Dataset(name, splits["train"], labels["train"], splits["test"], labels["test"],
-                     source=path, valid_images=splits["valid"], valid_labels=labels["valid"])
-    return Dataset(name, _to_float(f["x_train"], (28, 28, 1)), f["y_train"].astype(np.int32),
-                   _to_float(f["x_test"], (28, 28, 1)), f["y_test"].astype(np.int32), source=path)
+  """Reads ``path``; a ValueError naming it and what is expected when it is not an .npz
+  archive with ``npz_keys(name)`` (rather than NumPy's guess that it holds pickled data,
+  or a KeyError, or a zlib error from a damaged member)."""
+  expected = (f"expected an .npz (zip) archive written by numpy.savez with arrays "
+              f"{', '.join(npz_keys(name))}")
+  if not zipfile.is_zipfile(path):
+    raise ValueError(f"{path} is not a valid .npz (zip) archive: {expected}")
+  try:
+    with np.load(path) as f:
+      held = f.files
+      if all(k in held for k in npz_keys(name)):
+        return _npz_dataset(name, path, f)
+  except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as e:
+    raise ValueError(f"{path} is a damaged .npz archive ({e}): {expected}") from None
+  missing = [k for k in npz_keys(name) if k not in held]
+  raise ValueError(f"{path} lacks the arrays {', '.join(missing)} (it holds "
+                   f"{', '.join(held) or 'none'}): {expected}")
+
+
+def _npz_dataset(name: str, path: str, f: Any) -> Dataset:
+  """The ``Dataset`` of the open .npz ``f`` (its keys checked)."""
+  if name == "binarized_mnist":
+    splits = {k: _to_float(f[k], (28, 28, 1)) for k in ("train", "valid", "test")}
+    labels = {k: np.full(len(v), NO_LABEL, np.int32) for k, v in splits.items()}
+    return Dataset(name, splits["train"], labels["train"], splits["test"], labels["test"],
+                   source=path, valid_images=splits["valid"], valid_labels=labels["valid"])
+  return Dataset(name, _to_float(f["x_train"], (28, 28, 1)), f["y_train"].astype(np.int32),
+                 _to_float(f["x_test"], (28, 28, 1)), f["y_test"].astype(np.int32), source=path)
 
 
 def _load_tfds(name: str, data_dir: str | None, download: bool) -> Dataset:

@@ -19,6 +19,7 @@ import numpy as np
 import optax
 
 from genjax import models
+from genjax.io import progress
 from genjax.losses import semi_supervised
 from genjax.training import checkpoint, loop
 from genjax.training import state as train_state
@@ -59,8 +60,12 @@ def _features_and_probs(model: nn.Module, params: Any, images: np.ndarray, batch
   n = len(images)
   pad = -n % batch_size
   padded = np.concatenate([images, np.zeros((pad, *images.shape[1:]), images.dtype)])
-  outs = [jax.device_get(apply(padded[i:i + batch_size])) for i in range(0, len(padded),
-                                                                          batch_size)]
+  outs = []
+  with progress.bar(len(padded) // batch_size, "classifier features", unit="batch",
+                    delay=progress.EVAL_DELAY_S) as shown:
+    for i in range(0, len(padded), batch_size):
+      outs.append(jax.device_get(apply(padded[i:i + batch_size])))
+      shown.update(1)
   return (np.concatenate([o[0] for o in outs])[:n], np.concatenate([o[1] for o in outs])[:n])
 
 
@@ -115,10 +120,13 @@ def reference_classifier(dataset_name: str, train_images: np.ndarray, train_labe
                  directory)
     step = train_step.make_train_step(semi_supervised.make_classifier_loss(model), optimizer)
     batch_size = min(settings["batch_size"], len(train_images))
-    for state, _ in loop.fit(state, step, {"image": train_images, "label": train_labels},
-                             batch_size=batch_size, num_epochs=settings["epochs"],
-                             data_rng=data_rng):
-      pass
+    steps_per_epoch = len(train_images) // batch_size
+    with progress.bar(settings["epochs"] * steps_per_epoch,
+                      f"reference classifier ({dataset_name})", unit="step") as shown:
+      for state, _ in loop.fit(state, step, {"image": train_images, "label": train_labels},
+                               batch_size=batch_size, num_epochs=settings["epochs"],
+                               data_rng=data_rng):
+        shown.update(steps_per_epoch)   # fit's default chunk: one epoch
     checkpoint.save(manager, state, int(state.step))
   manager.close()
   _, probs = _features_and_probs(model, state.params, np.asarray(test_images, np.float32), 500)

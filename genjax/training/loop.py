@@ -139,15 +139,63 @@ def make_eval_fn(metrics_fn: Callable[[Any, Batch, jax.Array], dict[str, jax.Arr
   fixed ``rng`` sees the same (e.g. binarized) test set at every evaluation.
   """
 
+  batch_sums = _make_batch_sums(metrics_fn, preprocess)
+
   @jax.jit
   def evaluate(params, batches: Batch, mask: jax.Array, rng: jax.Array) -> Metrics:
+    return _means(batch_sums(params, batches, mask, rng, 0), mask)
+
+  return evaluate
+
+
+def make_chunked_eval_fn(metrics_fn: Callable[[Any, Batch, jax.Array], dict[str, jax.Array]],
+                         preprocess: Preprocess = identity_preprocess,
+                         batches_per_call: int = 1):
+  """``make_eval_fn``'s evaluation run from a host loop, ``batches_per_call`` batches per
+  compiled call (rounded down to a divisor of the number of batches: one compile), so a
+  long evaluation can show progress between calls.
+
+  Returns ``evaluate(params, batches, mask, rng, advance=None) -> {name: [...]}``;
+  ``advance(n)`` is called once the next ``n`` batches are done. The numbers are
+  ``make_eval_fn``'s: batch b still draws its keys from fold_in(rng, b), and the per-batch
+  sums are reduced once, over all batches, as there.
+  """
+  batch_sums = jax.jit(_make_batch_sums(metrics_fn, preprocess))
+  means = jax.jit(_means)
+
+  def evaluate(params, batches: Batch, mask: jax.Array, rng: jax.Array,
+               advance: Callable[[int], Any] | None = None) -> Metrics:
+    num_batches = mask.shape[0]
+    size = largest_divisor_at_most(num_batches, batches_per_call)
+    parts = []
+    for first in range(0, num_batches, size):
+      part = slice(first, first + size)
+      parts.append(jax.block_until_ready(batch_sums(
+          params, jax.tree.map(lambda x: x[part], batches), mask[part], rng, np.int32(first))))
+      if advance is not None:
+        advance(size)
+    return means(jax.tree.map(lambda *s: jnp.concatenate(s), *parts), mask)
+
+  return evaluate
+
+
+def _make_batch_sums(metrics_fn, preprocess):
+  """``sums(params, batches, mask, rng, first) -> {name: [num_batches, ...]}``: each batch's
+  masked sum of the per-example metrics; batch i is batch ``first + i`` of the data set and
+  draws its keys from fold_in(rng, first + i)."""
+
+  def sums(params, batches: Batch, mask: jax.Array, rng: jax.Array, first) -> Metrics:
     def one(args):
       b, batch, m = args
       model_rng, data_rng = jax.random.split(jax.random.fold_in(rng, b))
       values = metrics_fn(params, preprocess(batch, data_rng), model_rng)
       return jax.tree.map(lambda v: jnp.sum(v * m, axis=-1), values)
 
-    sums = jax.lax.map(one, (jnp.arange(mask.shape[0]), batches, mask))
-    return jax.tree.map(lambda s: jnp.sum(s, axis=0) / jnp.sum(mask), sums)
+    return jax.lax.map(one, (first + jnp.arange(mask.shape[0]), batches, mask))
 
-  return evaluate
+  return sums
+
+
+def _means(sums: Metrics, mask: jax.Array) -> Metrics:
+  """Per-batch sums -> means over the real (unmasked) examples."""
+  return jax.tree.map(lambda s: jnp.sum(s, axis=0) / jnp.sum(mask), sums)
