@@ -64,13 +64,17 @@ def test_conv_transpose_is_flax_conv_transpose(kernel, stride, shape, impl, monk
                       _flax_conv_transpose(4, kernel, stride), x, impl, monkeypatch)
 
 
-@pytest.mark.parametrize("kernel,stride", [(1, 2), (2, 2), (3, 1), (5, 2), (4, 3)])
-def test_sub_pixel_decomposition_holds_for_other_kernels_and_strides(kernel, stride):
-  """The phase taps follow lax.conv_transpose's "SAME" padding for any k and s."""
+@pytest.mark.parametrize("kernel,stride", [(1, 2), (2, 2), (3, 1), (5, 2), (4, 3), (4, 2),
+                                           (6, 3)])
+def test_both_patch_forms_hold_for_other_kernels_and_strides(kernel, stride):
+  """The phase taps follow lax.conv_transpose's "SAME" padding for any k and s, in the
+  sub-pixel form and the per-tap form alike (``conv_transpose`` picks one by k % s)."""
   x = jax.random.normal(jax.random.PRNGKey(0), (1, 5, 4, 2))
   w = jax.random.normal(jax.random.PRNGKey(1), (kernel, kernel, 2, 3))
-  chex.assert_trees_all_close(layers.conv_transpose(x, w, stride, "patches"),
-                              layers.conv_transpose(x, w, stride, "native"), atol=1e-5)
+  native = layers.conv_transpose(x, w, stride, "native")
+  chex.assert_trees_all_close(layers.conv_transpose_patches(x, w, stride), native, atol=1e-5)
+  chex.assert_trees_all_close(layers.conv_transpose_taps(x, w, stride), native, atol=1e-5)
+  chex.assert_trees_all_close(layers.conv_transpose(x, w, stride, "patches"), native, atol=1e-5)
 
 
 @pytest.mark.parametrize("impl", IMPLS)

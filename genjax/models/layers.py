@@ -11,7 +11,11 @@ computes the same function, by one of two implementations:
   (Shi et al. 2016, "Is the deconvolution layer the same as a convolutional layer?"): one
   stride-1 patch convolution at the input resolution giving s*s output phases as channels,
   then a depth-to-space shuffle, which also skips the products with the zeros a transposed
-  convolution inserts between input pixels.
+  convolution inserts between input pixels. When the stride divides the kernel (the
+  DCGAN's 4x4 stride 2) each phase has its own (k/s)^2 taps and is computed alone, one
+  matrix product per tap accumulated, so no product with a zero tap is made (36 -> 16 per
+  output pixel for 4x4 stride 2; 1.3x to 1.6x faster for the DCGAN's layers inside the fit
+  loop on the CPU).
 
 Why two: XLA's CPU backend computes the gradient of a native convolution about 14x slower
 inside a ``lax.scan`` (the fit loop's fused chunk of steps) than outside it
@@ -120,6 +124,42 @@ def _phase_taps(kernel_size: int, stride: int) -> tuple[np.ndarray, int]:
   return np.where((t >= 0) & (t < kernel_size), t, kernel_size), dmin
 
 
+def phase_taps(kernel_size: int, stride: int) -> list[list[tuple[int, int]]]:
+  """taps[a]: the (input offset d, kernel tap t) pairs of output phase a along one axis:
+  y[s i + a] = sum over taps[a] of x[i + d] kernel[t], t = s d - a + p (p from
+  ``transpose_padding``), only taps in 0..k-1."""
+  before, _ = transpose_padding(kernel_size, stride)
+  return [[(d, stride * d - a + before) for d in range(-kernel_size, kernel_size + 1)
+           if 0 <= stride * d - a + before < kernel_size] for a in range(stride)]
+
+
+def conv_transpose_taps(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
+  """``lax.conv_transpose(x, kernel, (s, s), "SAME")``, each output phase on its own.
+
+  x: [batch, H, W, C]; kernel: [k, k, C, F] -> y: [batch, s H, s W, F] with
+    y[s i + a, s j + b] = sum_{(d, t) in taps[a], (e, u) in taps[b]} x[i + d, j + e] kernel[t, u]
+  (``phase_taps``; x zero outside the image): one [batch*H*W, C] @ [C, F] product per
+  useful tap, summed, the s*s phases interleaved by a depth-to-space shuffle.
+  """
+  batch, height, width, _ = x.shape
+  taps = phase_taps(kernel.shape[0], stride)
+  offsets = [d for phase in taps for d, _ in phase]
+  before, after = max(-min(offsets), 0), max(max(offsets), 0)
+  padded = jnp.pad(x, ((0, 0), (before, after), (before, after), (0, 0)))
+  kernel = kernel.astype(x.dtype)
+
+  def phase(a: int, b: int) -> jax.Array:
+    terms = [padded[:, before + d:before + d + height, before + e:before + e + width]
+             @ kernel[t, u] for d, t in taps[a] for e, u in taps[b]]
+    if not terms:                           # k < s: this phase sees only inserted zeros
+      return jnp.zeros((batch, height, width, kernel.shape[-1]), x.dtype)
+    return sum(terms[1:], terms[0])
+
+  y = jnp.stack([jnp.stack([phase(a, b) for b in range(stride)], axis=3)
+                 for a in range(stride)], axis=2)                     # [batch, H, a, W, b, F]
+  return y.reshape(batch, stride * height, stride * width, kernel.shape[-1])
+
+
 def conv_transpose_patches(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
   """``lax.conv_transpose(x, kernel, (s, s), "SAME")`` by sub-pixel decomposition.
 
@@ -154,6 +194,8 @@ def conv_transpose(x: jax.Array, kernel: jax.Array, stride: int = 2,
   if impl == "native":
     return jax.lax.conv_transpose(x, kernel, (stride, stride), "SAME",
                                   dimension_numbers=_DIMENSIONS)
+  if kernel.shape[0] % stride == 0:         # every phase has (k/s)^2 taps of its own
+    return conv_transpose_taps(x, kernel, stride)
   return conv_transpose_patches(x, kernel, stride)
 
 
