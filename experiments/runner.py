@@ -49,7 +49,9 @@ def main(name: str, module: ModuleType, argv: list[str]) -> None:
 
   A configuration or data error (ValueError, FileNotFoundError: raised at the border,
   before anything is written) ends the run with one line on stderr; other exceptions keep
-  their traceback. Training stopped by SIGTERM / SIGINT (``Preempted``, after its
+  their traceback. Training that diverges (``Diverged``, ``loop.Diverged``: non-finite
+  metrics) ends the run with one line too (where it diverged, what was kept, what to try)
+  and a non-zero status. Training stopped by SIGTERM / SIGINT (``Preempted``, after its
   checkpoint) ends the run at once, with status 0 and one line: where it stopped and the
   command that resumes it. A multi-process run also prints each process's
   ``params_digest`` (equal in every process).
@@ -57,8 +59,10 @@ def main(name: str, module: ModuleType, argv: list[str]) -> None:
   try:
     invocation = configuration.parse(name, argv, getattr(module, "READ_IF", None))
     results = module.run(invocation.config)
-  except (ValueError, FileNotFoundError) as e:
+  except (ValueError, FileNotFoundError, Diverged) as e:
     sys.exit(f"{name}: error: {e}")
+  except loop.Diverged as e:   # a loop outside ``train``: it kept no checkpoints
+    sys.exit(f"{name}: error: {e}; no results were written; {RETRY}")
   except Preempted as stop:
     if workdir.is_primary():
       print(f"{name}: {stop}; resume with: {resume_command(name, argv)}", flush=True)
@@ -199,7 +203,8 @@ def train(config: Any, state: Any, step: Callable, train_data: dict, *, run_dir:
   ``run_dir/metrics.jsonl``, and shows progress (``genjax.io.progress``: a bar, or one line
   per epoch). SIGTERM or SIGINT (``stop_requests``) stops it after the running chunk: that
   step is checkpointed and ``Preempted`` raised (the epoch's evaluation, if the chunk ended
-  one, is skipped); a rerun resumes there and ends with the same parameters.
+  one, is skipped); a rerun resumes there and ends with the same parameters. Non-finite
+  metrics raise ``Diverged``: the chunk that diverged is neither logged nor checkpointed.
   """
   epochs = epochs or config.epochs
   if evaluate is not None and eval_every is None:
@@ -217,20 +222,23 @@ def train(config: Any, state: Any, step: Callable, train_data: dict, *, run_dir:
                     steps_per_chunk=config.steps_per_chunk or None, placement=placement)
   previous_step, saved_at = restored or 0, time.monotonic()
   with stop_requests() as stop, contextlib.closing(writer), contextlib.closing(shown):
-    for i, (state, log) in enumerate(chunks):
-      writer.write({**log, "includes_compile": int(i == 0)})
-      shown.update(log)
-      if stop:
-        checkpoint.save(manager, state, int(log["step"]))
-        raise Preempted(stop[0], int(log["step"]), log["epoch"], run_dir)
-      epoch = round(log["epoch"])
-      if log["epoch_end"] and evaluate is not None and (epoch % eval_every == 0
-                                                        or epoch == epochs):
-        writer.write({"step": log["step"], "epoch": epoch, **evaluate(state.params)})
-      if cadence.due(log, previous_step, epochs, (time.monotonic() - saved_at) / 60):
-        checkpoint.save(manager, state, int(log["step"]))
-        saved_at = time.monotonic()
-      previous_step = int(log["step"])
+    try:
+      for i, (state, log) in enumerate(chunks):
+        writer.write({**log, "includes_compile": int(i == 0)})
+        shown.update(log)
+        if stop:
+          checkpoint.save(manager, state, int(log["step"]))
+          raise Preempted(stop[0], int(log["step"]), log["epoch"], run_dir)
+        epoch = round(log["epoch"])
+        if log["epoch_end"] and evaluate is not None and (epoch % eval_every == 0
+                                                          or epoch == epochs):
+          writer.write({"step": log["step"], "epoch": epoch, **evaluate(state.params)})
+        if cadence.due(log, previous_step, epochs, (time.monotonic() - saved_at) / 60):
+          checkpoint.save(manager, state, int(log["step"]))
+          saved_at = time.monotonic()
+        previous_step = int(log["step"])
+    except loop.Diverged as e:
+      raise Diverged(e, run_dir, manager.latest_step(), learning_rates(config)) from e
   return state
 
 
@@ -266,6 +274,31 @@ class Preempted(Exception):
     super().__init__(f"stopped by {signal.Signals(signum).name} at step {step} (epoch "
                      f"{epoch:.2f}) of {run_dir}, checkpoint saved")
     self.step, self.epoch, self.run_dir = step, epoch, run_dir
+
+
+# What to try after a run diverged (a changed learning rate or seed needs a new workdir:
+# neither is RESUMABLE).
+RETRY = "try a smaller learning rate or another seed, in a new workdir"
+
+
+class Diverged(Exception):
+  """``loop.Diverged`` in ``train``: where the run's checkpoints are, and what to try."""
+
+  def __init__(self, cause: loop.Diverged, run_dir: str, saved_step: int | None,
+               rates: dict[str, float]):
+    checkpoints = os.path.join(run_dir, "checkpoints")
+    kept = ("no checkpoint was saved before it" if saved_step is None else
+            f"the checkpoints up to step {saved_step} are kept in {checkpoints}")
+    now = ", ".join(f"{k}={v:g}" for k, v in rates.items())
+    super().__init__(f"{cause}; {kept}; no results were written; {RETRY}"
+                     + (f" (now {now})" if now else ""))
+    self.step, self.bad = cause.step, cause.bad
+    self.run_dir, self.saved_step = run_dir, saved_step
+
+
+def learning_rates(config: Any) -> dict[str, float]:
+  """The config's learning rates by field name (``learning_rate``, ``d_learning_rate``...)."""
+  return {k: config[k] for k in sorted(config.keys()) if k.endswith("learning_rate")}
 
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -336,6 +369,12 @@ def steady_examples_per_s(run_dir: str) -> float:
   seconds = sum(r["seconds"] for r in chunks)
   return (sum(r["examples_per_s"] * r["seconds"] for r in chunks) / seconds if seconds
           else float("nan"))
+
+
+def format_rate(value: float | None, spec: str = ".0f") -> str:
+  """``value`` (e.g. ``examples_per_s``) formatted by ``spec``, or "n/a" when there is no
+  finite figure (None or NaN: no steady-state chunk, see ``throughput``)."""
+  return format(value, spec) if value is not None and np.isfinite(value) else "n/a"
 
 
 def throughput(run_dir: str) -> dict[str, Any]:

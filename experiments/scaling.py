@@ -156,8 +156,8 @@ def _write(config: Any, rows: list[dict]) -> None:
   lines = [f"# Scaling on {jax.device_count()} x {device.device_kind}", "",
            "| " + " | ".join(cols) + " |", "|---" * len(cols) + "|"]
   for r in rows:
-    lines.append("| " + " | ".join(f"{r[c]:.3g}" if isinstance(r[c], float) else str(r[c])
-                                   for c in cols) + " |")
+    lines.append("| " + " | ".join(runner.format_rate(r[c], ".3g") if isinstance(r[c], float)
+                                   else str(r[c]) for c in cols) + " |")
   if simulated:
     lines += ["", SIMULATED_NOTE]
   with open(os.path.join(config.workdir, workdir.RESULTS_MD), "w") as f:

@@ -192,5 +192,5 @@ def report(results: dict, config: Any) -> str:
   quality = f"sample_fd {results['sample_fd']:.2f}; " if "sample_fd" in results else ""
   return (f"d_loss {results['d_loss']:.3f}, g_loss {results['g_loss']:.3f}, D(x) "
           f"{results['d_real']:.2f}, D(G(z)) {results['d_fake']:.2f}; {quality}"
-          f"{results['examples_per_s']:.0f} examples/s; wall {results['wall_s']:.0f} s; "
-          f"results in {config.workdir}/results.md")
+          f"{runner.format_rate(results['examples_per_s'])} examples/s; "
+          f"wall {results['wall_s']:.0f} s; results in {config.workdir}/results.md")

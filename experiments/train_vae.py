@@ -93,8 +93,8 @@ def run(config: Any) -> dict[str, float]:
 def report(results: dict, config: Any) -> str:
   nll = f"; test NLL {results['test_nll']:.2f}" if "test_nll" in results else ""
   return (f"test ELBO {results['test_elbo']:.2f} nats (recon {results['test_recon']:.2f}, "
-          f"KL {results['test_kl']:.2f}){nll}; {results['examples_per_s']:.0f} examples/s; "
-          f"wall {results['wall_s']:.0f} s; results in {config.workdir}/results.md")
+          f"KL {results['test_kl']:.2f}){nll}; {runner.format_rate(results['examples_per_s'])} "
+          f"examples/s; wall {results['wall_s']:.0f} s; results in {config.workdir}/results.md")
 
 
 def _write_figures(config: Any, model, likelihood, params, dataset, rng) -> None:

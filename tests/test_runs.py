@@ -1,7 +1,8 @@
 """What a run prints and how it stops (launch.py, experiments/runner.py): per-epoch lines
 without a terminal, quiet third-party logs, the closing summary; SIGTERM / SIGINT stop
 training at a chunk boundary with a checkpoint, and the printed command resumes it to the
-same parameters as a run that never stopped."""
+same parameters as a run that never stopped; a diverged run ends with one line and keeps
+what it wrote; reports show n/a, never nan, for a missing throughput."""
 
 import json
 import os
@@ -12,10 +13,12 @@ import signal
 import subprocess
 import sys
 import time
+import types
 
 import pytest
 
-from experiments import runner
+from experiments import runner, train_gan, train_vae
+from genjax.training import checkpoint
 from tests.experiment_helpers import write_synthetic_mnist
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -137,3 +140,43 @@ def test_checkpoint_cadence_by_epochs_steps_and_minutes():
       8, 12, 20, 24, 32, 36]
   by_time = runner.Cadence(epochs=100, minutes=0.5)
   assert not by_time.due(log(4, False), 0, 5, 0.4) and by_time.due(log(4, False), 0, 5, 0.5)
+
+
+def test_a_diverged_run_ends_with_one_line_and_keeps_what_it_wrote(data_dir, tmp_path):
+  workdir = tmp_path / "diverged"
+  # Adam at 1e30: step 1 is finite and checkpointed, its update makes step 2's loss NaN.
+  done = subprocess.run(
+      [*LAUNCH, f"--workdir={workdir}", f"--config.data_dir={data_dir}",
+       "--config=experiments/configs/train_vae.py:smoke", "--config.steps_per_chunk=1",
+       "--config.checkpoint_every_steps=1", "--config.learning_rate=1e30",
+       "--config.quality_samples=0", "--config.latent_dim=3"],
+      capture_output=True, text=True, cwd=ROOT, timeout=TIMEOUT_S)
+  assert done.returncode == 1, done.stderr
+  assert "Traceback" not in done.stderr and done.stdout == ""
+  line = done.stderr.strip().splitlines()[-1]
+  assert re.fullmatch(
+      rf"train_vae: error: training diverged at step 2: non-finite (\w+=nan, )*loss=nan"
+      rf"(, \w+=nan)*; the checkpoints up to step 1 are kept in {re.escape(str(workdir))}/checkpoints; no "
+      r"results were written; try a smaller learning rate or another seed, in a new "
+      r"workdir \(now learning_rate=1e\+30\)", line), line
+  assert done.stderr.count("train_vae: error:") == 1
+  # What the run wrote before it diverged is intact; nothing of the diverged step was added.
+  assert os.listdir(workdir / "checkpoints") == ["1"]
+  checkpoint.check_restorable(str(workdir))                       # raises if damaged
+  assert json.loads((workdir / "config.json").read_text())["learning_rate"] == 1e30
+  metrics = [json.loads(r) for r in (workdir / "metrics.jsonl").read_text().splitlines()]
+  assert [r["step"] for r in metrics] == [1]
+  assert not (workdir / "results.json").exists() and not (workdir / "results.md").exists()
+
+
+def test_reports_show_n_a_not_nan_without_a_steady_throughput():
+  assert runner.format_rate(1234.4) == "1234" and runner.format_rate(0.1234, ".3g") == "0.123"
+  assert [runner.format_rate(v) for v in (float("nan"), float("inf"), None)] == ["n/a"] * 3
+  config = types.SimpleNamespace(workdir="/runs/x")
+  nan = float("nan")
+  vae = train_vae.report({"test_elbo": -90.0, "test_recon": -80.0, "test_kl": 10.0,
+                          "examples_per_s": nan, "wall_s": 3.0}, config)
+  gan = train_gan.report({"d_loss": 1.0, "g_loss": 2.0, "d_real": 0.5, "d_fake": 0.4,
+                          "examples_per_s": nan, "wall_s": 3.0}, config)
+  for text in (vae, gan):
+    assert "nan" not in text.lower() and "; n/a examples/s; wall 3 s;" in text, text

@@ -1,15 +1,17 @@
 """training/loop.py: the fused loop is exact, resumable and sync-free; evaluation masks
-padding."""
+padding; non-finite metrics stop it with ``Diverged``."""
 
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from genjax.losses import elbo
 from genjax.training import checkpoint, loop
 from genjax.training import state as train_state
+from genjax.training import step as train_step
 from tests import training_helpers
 from tests.training_helpers import BATCH, _data, _fit, _fresh_state
 
@@ -84,6 +86,25 @@ def test_batch_larger_than_data_is_a_clear_error(setup):
   with pytest.raises(ValueError, match="batch_size=100 is larger than the 64"):
     next(loop.fit(_fresh_state(setup), setup[4], _data(), batch_size=100, num_epochs=1,
                   data_rng=jax.random.PRNGKey(0)))
+
+
+def test_non_finite_metrics_raise_diverged_before_the_chunk_is_yielded(setup):
+  model, lik, params, _, _ = setup
+  huge = optax.adam(1e30)   # step 1 is finite; its update makes step 2's loss NaN
+  step = train_step.make_train_step(elbo.make_elbo_loss(model, lik), huge)
+  state = train_state.create_train_state(params, huge, jax.random.PRNGKey(1))
+  logs = []
+  with pytest.raises(loop.Diverged) as diverged:
+    for _, log in loop.fit(state, step, _data(), batch_size=BATCH, num_epochs=1,
+                           data_rng=jax.random.PRNGKey(2), steps_per_chunk=1):
+      logs.append(log)
+  assert [log["step"] for log in logs] == [1]      # the diverged chunk is never handed out
+  e = diverged.value
+  assert isinstance(e, FloatingPointError) and e.step == e.first_step == 2
+  assert "loss" in e.bad and not np.isfinite(e.bad["loss"])
+  assert str(e).startswith("training diverged at step 2: non-finite ")
+  assert str(loop.Diverged(8, {"loss": float("inf")}, first_step=5)) == (
+      "training diverged by step 8 (in steps 5-8): non-finite loss=inf")
 
 
 def test_largest_divisor_at_most():

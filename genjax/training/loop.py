@@ -59,6 +59,9 @@ def fit(state: TrainState, step: StepFn, train_data: Batch, *, batch_size: int,
   each epoch); ``steps_per_chunk`` is rounded down to a divisor of that so chunks tile
   epochs exactly and the loop compiles once. Resuming from a checkpointed state lands
   on the same examples, keys and parameters as an uninterrupted run.
+
+  Raises ``Diverged`` (a ``FloatingPointError``) instead of yielding a chunk whose
+  metrics are not all finite.
   """
   num_examples = len(next(iter(train_data.values())))
   steps_per_epoch = num_examples // batch_size
@@ -97,7 +100,7 @@ def fit(state: TrainState, step: StepFn, train_data: Batch, *, batch_size: int,
     end = global_step + chunk_len
     log.update(step=end, epoch=end / steps_per_epoch, epoch_end=float(end % steps_per_epoch == 0),
                examples_per_s=chunk_len * batch_size / dt, seconds=dt)
-    _check_finite(log)
+    _check_finite(log, first_step=global_step + 1)
     yield parallel.local(placement, state), log
 
 
@@ -107,11 +110,27 @@ def _scalars(placement: parallel.Placement, *values: int) -> tuple[jax.Array, ..
   return parallel.replicate(placement, arrays) if placement.kind == "sharded" else jax.device_put(arrays)
 
 
-def _check_finite(log: dict[str, float]) -> None:
-  bad = [k for k, v in log.items() if not np.isfinite(v)]
+class Diverged(FloatingPointError):
+  """Training produced non-finite metrics in the chunk of steps ``first_step..step``.
+
+  ``bad`` holds those metrics by name (the chunk's means). ``fit`` raises it before
+  yielding the chunk, so the diverged state is never handed out (nor checkpointed).
+  """
+
+  def __init__(self, step: int, bad: dict[str, float], first_step: int | None = None):
+    self.step, self.bad = step, dict(bad)
+    self.first_step = step if first_step is None else first_step
+    where = (f"at step {step}" if self.first_step == step
+             else f"by step {step} (in steps {self.first_step}-{step})")
+    shown = ", ".join(f"{k}={v}" for k, v in self.bad.items())
+    super().__init__(f"training diverged {where}: non-finite {shown}")
+
+
+def _check_finite(log: dict[str, float], first_step: int | None = None) -> None:
+  """Raises ``Diverged`` when a metric of the chunk ``log`` describes is not finite."""
+  bad = {k: v for k, v in log.items() if not np.isfinite(v)}
   if bad:
-    raise FloatingPointError(f"non-finite metrics at step {log['step']}: "
-                             + ", ".join(f"{k}={log[k]}" for k in bad))
+    raise Diverged(int(log["step"]), bad, first_step)
 
 
 def pad_batches(data: Batch, batch_size: int) -> tuple[Batch, jax.Array]:
