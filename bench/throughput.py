@@ -389,11 +389,13 @@ def matmul_gflops(device: str = "cpu", repeats: int = 5) -> dict[str, float]:
 PRECISIONS = ("default", "tf32", "float32")
 
 
-def set_precision(precision: str) -> str:
+def set_precision(precision: str, device: str = "cuda") -> str:
   """Float32 product precision on an NVIDIA GPU (no effect on a CPU): ``default`` leaves
   each library's own (JAX: TF32 inputs for float32 products and convolutions; PyTorch:
   full float32 products, TF32 cuDNN convolutions), ``tf32`` lets both use TF32, ``float32``
   neither. Returns the setting in words for the report."""
+  if device == "cpu":
+    return "float32 (a CPU has no TF32)"
   if precision == "default":
     return ("each library's default (JAX TF32 products and convolutions; PyTorch float32 "
             "products, TF32 cuDNN convolutions)")
@@ -495,7 +497,7 @@ def markdown(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> None:
   args = parse_args(argv)
   torch.set_num_threads(args.threads)
-  precision = set_precision(args.precision)
+  precision = set_precision(args.precision, args.torch_device)
   workloads = [WORKLOADS[n] for n in args.workloads.split(",")]
   steps = {w.name: args.steps or w.steps for w in workloads}
   images, data_name = load_images(args.data_dir, max(w.batch * steps[w.name] for w in workloads))
