@@ -110,27 +110,28 @@ def conv(x: jax.Array, kernel: jax.Array, stride: int = 1, impl: str = "native")
   return conv_patches(x, kernel, stride, pads)
 
 
-def _phase_taps(kernel_size: int, stride: int) -> tuple[np.ndarray, int]:
-  """taps[d, a]: the kernel tap that input offset ``dmin + d`` feeds into output phase a
-  (``kernel_size``, an index of the appended zero tap, where none); and dmin."""
-  before, _ = transpose_padding(kernel_size, stride)
-  # Output s q + a reads dilated input s q + a + t - before, an input pixel q + d when
-  # t = s d - a + before is a tap in 0..k-1.
-  offsets = [(t + a - before) // stride for a in range(stride) for t in range(kernel_size)
-             if (t + a - before) % stride == 0]
-  dmin, dmax = min(offsets), max(offsets)
-  d = np.arange(dmin, dmax + 1)[:, None]
-  t = stride * d - np.arange(stride)[None, :] + before              # [num_offsets, stride]
-  return np.where((t >= 0) & (t < kernel_size), t, kernel_size), dmin
-
-
 def phase_taps(kernel_size: int, stride: int) -> list[list[tuple[int, int]]]:
   """taps[a]: the (input offset d, kernel tap t) pairs of output phase a along one axis:
   y[s i + a] = sum over taps[a] of x[i + d] kernel[t], t = s d - a + p (p from
-  ``transpose_padding``), only taps in 0..k-1."""
+  ``transpose_padding``), only taps in 0..k-1. (Output s q + a reads the s-dilated input
+  at s q + a + t - p, which is input pixel q + d when t = s d - a + p.)"""
   before, _ = transpose_padding(kernel_size, stride)
   return [[(d, stride * d - a + before) for d in range(-kernel_size, kernel_size + 1)
            if 0 <= stride * d - a + before < kernel_size] for a in range(stride)]
+
+
+def _phase_tap_table(kernel_size: int, stride: int) -> tuple[np.ndarray, int]:
+  """``phase_taps`` as a table for the sub-pixel form: taps[d, a], the kernel tap that input
+  offset ``dmin + d`` feeds into output phase a (``kernel_size``, the index of an appended
+  zero tap, where none); and dmin."""
+  taps = phase_taps(kernel_size, stride)
+  offsets = [d for phase in taps for d, _ in phase]
+  dmin = min(offsets)
+  table = np.full((max(offsets) - dmin + 1, stride), kernel_size)
+  for a, phase in enumerate(taps):
+    for d, t in phase:
+      table[d - dmin, a] = t
+  return table, dmin
 
 
 def conv_transpose_taps(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
@@ -172,7 +173,7 @@ def conv_transpose_patches(x: jax.Array, kernel: jax.Array, stride: int) -> jax.
   """
   batch, height, width, channels = x.shape
   k, features = kernel.shape[0], kernel.shape[-1]
-  taps, dmin = _phase_taps(k, stride)
+  taps, dmin = _phase_tap_table(k, stride)
   n = taps.shape[0]
   padded = jnp.pad(kernel, ((0, 1), (0, 1), (0, 0), (0, 0)))         # tap k is zero
   phases = padded[taps[:, None, :, None], taps[None, :, None, :]]    # [n, n, s, s, C, F]
