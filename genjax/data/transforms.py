@@ -18,9 +18,14 @@ def binarize_dynamic(rng: jax.Array, images: jax.Array) -> jax.Array:
   ``rng`` is one key, or one key per image (``[batch, 2]``: each image's draw then depends
   only on its own key, whatever device it lands on).
   """
+  # Drawn on flat pixels (the same bits as on [H, W, C]: keys count elements row-major):
+  # XLA's CPU backend vectorizes poorly over grey images' last axis of one.
+  flat = images.reshape(images.shape[0], -1)
   if rng.ndim == 1:
-    return jax.random.bernoulli(rng, images).astype(images.dtype)
-  return jax.vmap(lambda k, x: jax.random.bernoulli(k, x).astype(images.dtype))(rng, images)
+    drawn = jax.random.bernoulli(rng, flat)
+  else:
+    drawn = jax.vmap(jax.random.bernoulli)(rng, flat)
+  return drawn.astype(images.dtype).reshape(images.shape)
 
 
 def binarize_static(images):
