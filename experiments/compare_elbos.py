@@ -94,7 +94,24 @@ def _closed_form_kl(config: Any) -> str | None:
               "elbo_stl, elbo_k=K, iwae=K, iwae_dreg=K)")
 
 
-CHECKS = (_closed_form_kl,)
+def _posterior_fits(config: Any) -> str | None:
+  """Flow posteriors have no density away from their own samples: the closed-form KL, STL,
+  DReG and the per-dimension statistics (active units, KL per dimension) are refused."""
+  if config.posterior != "diagonal" and config.prior != "standard_normal":
+    return (f"config.posterior={config.posterior}: a richer posterior takes "
+            "prior=standard_normal (the VampPrior is a mixture of diagonal posteriors)")
+  if config.posterior in ("planar", "iaf"):
+    return (f"config.posterior={config.posterior}: compare_elbos reports per-dimension "
+            "posterior statistics and trains closed-form, STL and DReG variants, which need "
+            "log q(z|x) away from the flow's own samples; train flows with train_vae (kl=mc)")
+  if config.posterior == "full_covariance":
+    free_bits = [v.name for v in elbo.parse_variants(config.variants) if v.free_bits > 0]
+    if free_bits:
+      return (f"config.variants: {', '.join(free_bits)} need a posterior that factorizes "
+              "over latent dimensions; posterior=full_covariance does not")
+
+
+CHECKS = (_closed_form_kl, _posterior_fits)
 
 
 def run(config: Any) -> dict[str, float]:

@@ -213,6 +213,12 @@ def _fields() -> dict[str, Field]:
                  "Carlo KL, e.g. kl=mc).", choice(models.PRIORS)),
       "pseudo_inputs": F("prior=vamp: number of learned pseudo-inputs (mixture components).",
                          integer(1)),
+      "posterior": F("q(z|x): diagonal (N(mu, diag(sigma^2))), full_covariance (N(mu, L L^T), "
+                     "a Cholesky factor from the encoder; closed-form KL), planar (planar "
+                     "flows, Rezende & Mohamed 2015) or iaf (inverse autoregressive flow, "
+                     "Kingma et al. 2016); the flows need a Monte Carlo KL (kl=mc) and the "
+                     "reparameterized gradient.", choice(models.POSTERIORS)),
+      "flow_steps": F("posterior=planar or iaf: number of flow steps.", integer(1)),
       "gaussian_std": F("Standard deviation of p(x|z) for likelihood=gaussian_fixed.",
                         number(0.0, strict=True)),
       "quality_samples": F("Samples scored by the cached reference classifier (Frechet "
@@ -334,6 +340,7 @@ READ_IF = {
     "attributes": ReadIf(lambda c: c.dataset == "celeb_a", "dataset=celeb_a"),
     "image_size": ReadIf(lambda c: c.dataset == "celeb_a", "dataset=celeb_a"),
     "pseudo_inputs": ReadIf(lambda c: c.prior == "vamp", "prior=vamp"),
+    "flow_steps": ReadIf(lambda c: c.posterior in ("planar", "iaf"), "posterior=planar or iaf"),
 }
 
 

@@ -143,12 +143,15 @@ def likelihood(config: Any) -> likelihoods.Likelihood:
 
 def build_vae(config: Any, image_shape: tuple[int, ...],
               likelihood: likelihoods.Likelihood) -> Any:
-  """The latent-variable model of ``config.model`` / ``config.prior`` (``pseudo_inputs``
-  read only for the VampPrior) whose decoder parameterizes ``likelihood``."""
+  """The latent-variable model of ``config.model`` / ``config.prior`` / ``config.posterior``
+  (``pseudo_inputs`` read only for the VampPrior, ``flow_steps`` only for a flow posterior)
+  whose decoder parameterizes ``likelihood``."""
   extra = {"num_pseudo_inputs": config.pseudo_inputs} if config.prior == "vamp" else {}
+  if config.posterior in models.FLOW_POSTERIORS:
+    extra["flow_steps"] = config.flow_steps
   return models.build_vae(config.model, image_shape, config.latent_dim, config.hidden,
                           image_shape[-1] * likelihood.params_per_channel, config.activation,
-                          prior=config.prior, **extra)
+                          prior=config.prior, posterior=config.posterior, **extra)
 
 
 def params_digest(params: Any) -> float:

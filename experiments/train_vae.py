@@ -27,9 +27,18 @@ def _closed_form_kl(config: Any) -> str | None:
   if config.prior == "vamp" and config.kl == "analytic":
     return ("config.kl=analytic: the VampPrior (prior=vamp) has no closed-form KL; use "
             "kl=mc")
+  if config.posterior in ("planar", "iaf") and config.kl == "analytic":
+    return (f"config.kl=analytic: a flow posterior (posterior={config.posterior}) has no "
+            "closed-form KL (its density is known only at its own samples); use kl=mc")
 
 
-CHECKS = (_closed_form_kl,)
+def _posterior_with_prior(config: Any) -> str | None:
+  if config.posterior != "diagonal" and config.prior != "standard_normal":
+    return (f"config.posterior={config.posterior}: a richer posterior takes "
+            f"prior=standard_normal (the VampPrior is a mixture of diagonal posteriors)")
+
+
+CHECKS = (_closed_form_kl, _posterior_with_prior)
 
 
 def _evaluates(name: str):

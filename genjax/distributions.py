@@ -7,8 +7,12 @@ Conventions: a diagonal Gaussian is given by its ``mean`` and ``log_var``
 ``gaussian_log_prob(x, mu, lv, event_ndims=3)`` on ``x: [batch, H, W, C]`` returns
 ``[batch]``. All values are in nats.
 
-The objects (``DiagonalGaussian``, ``StandardNormal``, ``MixtureOfDiagonalGaussians``) are
-what a latent-variable model's ``posterior`` and ``prior`` return (``genjax.models.protocol``).
+The objects (``DiagonalGaussian``, ``StandardNormal``, ``MixtureOfDiagonalGaussians``,
+``FullCovarianceGaussian``, and the flows ``PlanarFlow`` and ``InverseAutoregressiveFlow``)
+are what a latent-variable model's ``posterior`` and ``prior`` return
+(``genjax.models.protocol``). Every posterior has ``sample_and_log_prob(rng, num_samples)``,
+which the losses draw z ~ q(z|x) through: for a closed-form density it is ``sample`` then
+``log_prob``; a flow's density is known only at its own samples.
 Their event is the last axis (the latent vector); they are ``flax.struct`` pytrees, so
 ``jax.lax.stop_gradient(dist)`` stops every parameter and they pass through ``jit``.
 ``kl_divergence(q, p)`` is the closed form where one exists and a Monte Carlo estimate
@@ -162,6 +166,14 @@ class DiagonalGaussian:
     """log N(z; mean, diag(var)), summed over the last axis: z [..., dim] -> [...]."""
     return gaussian_log_prob(z, self.mean, self.log_var)
 
+  def sample_and_log_prob(self, rng: jax.Array,
+                          num_samples: int | None = None) -> tuple[jax.Array, jax.Array]:
+    """(z, log q(z)): ``sample`` then ``log_prob`` at those samples, op for op. Every
+    posterior has this method; the losses draw z ~ q(z|x) through it, because a flow's
+    density is known only at its own samples."""
+    z = self.sample(rng, num_samples)
+    return z, self.log_prob(z)
+
   def log_prob_per_dim(self, z: jax.Array) -> jax.Array:
     """log N(z_d; mean_d, var_d) for each dimension: z [..., dim] -> [..., dim]."""
     return gaussian_log_prob(z, self.mean, self.log_var, event_ndims=0)
@@ -238,7 +250,241 @@ class MixtureOfDiagonalGaussians:
     return self.means[m] + jnp.exp(0.5 * self.log_vars[m]) * eps
 
 
-Distribution = DiagonalGaussian | StandardNormal | MixtureOfDiagonalGaussians
+@flax.struct.dataclass
+class FullCovarianceGaussian:
+  """N(mean, L L^T) over the last axis; mean: [..., dim], scale_tril L: [..., dim, dim]
+  lower-triangular with a positive diagonal (the encoder's Cholesky factor of Sigma).
+
+  log N(z; mu, Sigma) = -1/2 [ dim log(2 pi) + log det Sigma + |L^-1 (z - mu)|^2 ],
+  log det Sigma = 2 sum_d log L_dd. Not ``factorized``: ``log_prob_per_dim`` are the
+  marginals N(z_d; mu_d, Sigma_dd), which do not sum to ``log_prob``.
+  """
+  mean: jax.Array
+  scale_tril: jax.Array
+  factorized: ClassVar[bool] = False
+
+  def sample(self, rng: jax.Array, num_samples: int | None = None) -> jax.Array:
+    """Reparameterized z = mean + L eps, eps ~ N(0, I) (the noise of ``reparameterize``).
+
+    rng: one key or one key per example ([batch, 2]); returns the shape of ``mean``, or
+    [num_samples, *mean.shape].
+    """
+    eps = reparameterize(rng, jnp.zeros_like(self.mean), jnp.zeros_like(self.mean),
+                         num_samples)
+    return self.mean + jnp.einsum("...ij,...j->...i", self.scale_tril, eps)
+
+  def log_det_covariance(self) -> jax.Array:
+    """log det Sigma = 2 sum_d log L_dd: [...]."""
+    return 2.0 * jnp.sum(jnp.log(jnp.diagonal(self.scale_tril, axis1=-2, axis2=-1)), -1)
+
+  def log_prob(self, z: jax.Array) -> jax.Array:
+    """log N(z; mean, L L^T): z [..., dim] -> [...] (a triangular solve, no inverse)."""
+    diff = z - self.mean
+    tril = jnp.broadcast_to(self.scale_tril, (*diff.shape, diff.shape[-1]))
+    white = jax.scipy.linalg.solve_triangular(tril, diff[..., None], lower=True)[..., 0]
+    return -0.5 * (z.shape[-1] * LOG_2PI + self.log_det_covariance()
+                   + jnp.sum(jnp.square(white), -1))
+
+  def variance(self) -> jax.Array:
+    """diag(Sigma) = sum_j L_dj^2: [..., dim]."""
+    return jnp.sum(jnp.square(self.scale_tril), -1)
+
+  def log_prob_per_dim(self, z: jax.Array) -> jax.Array:
+    """log N(z_d; mean_d, Sigma_dd) of each marginal: z [..., dim] -> [..., dim]."""
+    return gaussian_log_prob(z, self.mean, jnp.log(self.variance()), event_ndims=0)
+
+  def sample_and_log_prob(self, rng: jax.Array,
+                          num_samples: int | None = None) -> tuple[jax.Array, jax.Array]:
+    """``sample`` then ``log_prob`` at those samples (see ``DiagonalGaussian``)."""
+    z = self.sample(rng, num_samples)
+    return z, self.log_prob(z)
+
+  def kl(self, other: Any) -> jax.Array:
+    """Closed-form KL(self || other) summed over the event; see ``kl_divergence``."""
+    return _closed_form_kl(self, other, per_dim=False)
+
+
+def kl_full_covariance_standard_normal(mean: jax.Array, scale_tril: jax.Array) -> jax.Array:
+  """KL( N(mean, L L^T) || N(0, I) ), closed form: mean [..., d], scale_tril [..., d, d] -> [...].
+
+  KL = 1/2 [ tr(Sigma) + mean^T mean - d - log det Sigma ],  tr(Sigma) = sum_ij L_ij^2,
+  log det Sigma = 2 sum_d log L_dd  (e.g. Bishop 2006, PRML, Eq. 2.123 / Appendix B).
+  """
+  trace = jnp.sum(jnp.square(scale_tril), axis=(-2, -1))
+  log_det = 2.0 * jnp.sum(jnp.log(jnp.diagonal(scale_tril, axis1=-2, axis2=-1)), -1)
+  return 0.5 * (trace + jnp.sum(jnp.square(mean), -1) - mean.shape[-1] - log_det)
+
+
+# --- Normalizing flows on a diagonal Gaussian base -----------------------------------------
+#
+# z_0 ~ q_0 = N(mu, diag(sigma^2)) (reparameterized), z_k = f_k(z_{k-1}), and
+#   log q(z_K) = log q_0(z_0) - sum_k log |det dz_k / dz_{k-1}|
+# (Rezende & Mohamed 2015, Eq. 7). The density is known only at the flow's own samples:
+# ``sample_and_log_prob`` returns both; ``log_prob`` at an arbitrary z would need the
+# inverse flow, which planar flows have in no closed form, so it is refused: such a
+# posterior trains with a Monte Carlo KL (elbo_mc, elbo_k=K, iwae=K), not with the
+# closed form, STL or DReG (which evaluate log q at stopped parameters at given z).
+
+
+def planar_u_hat(u: jax.Array, w: jax.Array) -> jax.Array:
+  """u^ = u + [m(w^T u) - w^T u] w / |w|^2, m(a) = -1 + softplus(a): w^T u^ >= -1, so that
+  f(z) = z + u^ tanh(w^T z + b) is invertible (Rezende & Mohamed 2015, Appendix A.1).
+  u, w: [..., dim] -> [..., dim]."""
+  wu = jnp.sum(w * u, -1, keepdims=True)
+  return u + (jax.nn.softplus(wu) - 1.0 - wu) * w / jnp.sum(jnp.square(w), -1, keepdims=True)
+
+
+def planar_step(z: jax.Array, u: jax.Array, w: jax.Array,
+                b: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """One planar flow f(z) = z + u^ tanh(w^T z + b) and log |det df/dz|
+  = log |1 + u^T psi(z)|, psi(z) = (1 - tanh^2(w^T z + b)) w (Rezende & Mohamed 2015,
+  Eqs. 10-12, with u^ = ``planar_u_hat(u, w)``). z: [..., dim]; u, w: [..., dim] and b: [...]
+  broadcast against z. Returns (f(z): [..., dim], log_det: [...])."""
+  u_hat = planar_u_hat(u, w)
+  a = jnp.tanh(jnp.sum(w * z, -1) + b)                                   # [...]
+  log_det = jnp.log(jnp.abs(1.0 + (1.0 - jnp.square(a)) * jnp.sum(w * u_hat, -1)))
+  return z + u_hat * a[..., None], log_det
+
+
+@flax.struct.dataclass
+class PlanarFlow:
+  """q(z|x): K planar flows (Rezende & Mohamed 2015) on a ``DiagonalGaussian`` base.
+
+  base: batch [batch], event [dim]; u, w: [batch, K, dim] and b: [batch, K], amortized
+  (computed by the encoder from x). Density only at its own samples
+  (``sample_and_log_prob``).
+  """
+  base: DiagonalGaussian
+  u: jax.Array
+  w: jax.Array
+  b: jax.Array
+  factorized: ClassVar[bool] = False
+
+  def forward(self, z0: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """z_K = f_K o ... o f_1(z_0) and sum_k log |det dz_k/dz_{k-1}|: z0 [..., batch, dim]."""
+    z, total = z0, jnp.zeros(z0.shape[:-1], z0.dtype)
+    for k in range(self.u.shape[-2]):
+      z, log_det = planar_step(z, self.u[..., k, :], self.w[..., k, :], self.b[..., k])
+      total = total + log_det
+    return z, total
+
+  @property
+  def mean(self) -> jax.Array:
+    """The flow of the base mean, f(mu): a point summary (E_q[z] has no closed form)."""
+    return self.forward(self.base.mean)[0]
+
+  def sample_and_log_prob(self, rng, num_samples=None):
+    return _flow_sample_and_log_prob(self, rng, num_samples)
+
+  def sample(self, rng: jax.Array, num_samples: int | None = None) -> jax.Array:
+    """Reparameterized z_K (see ``sample_and_log_prob``)."""
+    return self.sample_and_log_prob(rng, num_samples)[0]
+
+  def log_prob(self, z: jax.Array) -> jax.Array:
+    raise _flow_density_error(self)
+
+  def log_prob_per_dim(self, z: jax.Array) -> jax.Array:
+    raise _flow_density_error(self)
+
+
+def made_masks(dim: int, hidden: int, reverse: bool) -> tuple[jax.Array, jax.Array]:
+  """MADE masks (Germain et al. 2015): input->hidden [dim, hidden] and hidden->output
+  [hidden, dim], so that output d depends only on inputs before d in the order (1..dim,
+  or dim..1 when ``reverse``: IAF reverses the order between steps)."""
+  degrees_in = jnp.arange(1, dim + 1)
+  if reverse:
+    degrees_in = degrees_in[::-1]
+  degrees_hidden = jnp.arange(hidden) % max(dim - 1, 1) + 1
+  in_mask = (degrees_hidden[None, :] >= degrees_in[:, None]).astype(jnp.float32)
+  out_mask = (degrees_in[None, :] > degrees_hidden[:, None]).astype(jnp.float32)
+  return in_mask, out_mask
+
+
+def iaf_step(z: jax.Array, context: jax.Array, weights: dict[str, jax.Array],
+             reverse: bool) -> tuple[jax.Array, jax.Array]:
+  """One IAF step with a one-hidden-layer MADE (Kingma et al. 2016, IAF, Alg. 1, Eqs. 13-14):
+
+    [m, s] = MADE(z, h),  sigma = sigmoid(s),  z' = sigma * z + (1 - sigma) * m,
+    log |det dz'/dz| = sum_d log sigma_d  (the Jacobian is triangular in the MADE order).
+
+  z: [..., batch, dim]; context h: [batch, H] from the encoder. ``weights``: w_in [dim, Hid],
+  c_in [H, Hid], b_in [Hid], w_m / w_s [Hid, dim], c_m / c_s [H, dim], b_m / b_s [dim]
+  (s's bias starts positive, so sigma starts near 1: the paper's "forget gate" init).
+  Returns (z': [..., batch, dim], log_det: [..., batch]).
+  """
+  in_mask, out_mask = made_masks(z.shape[-1], weights["w_in"].shape[-1], reverse)
+  hidden = jax.nn.elu(z @ (weights["w_in"] * in_mask) + context @ weights["c_in"]
+                      + weights["b_in"])
+  m = hidden @ (weights["w_m"] * out_mask) + context @ weights["c_m"] + weights["b_m"]
+  s = hidden @ (weights["w_s"] * out_mask) + context @ weights["c_s"] + weights["b_s"]
+  return jax.nn.sigmoid(s) * z + jax.nn.sigmoid(-s) * m, jnp.sum(jax.nn.log_sigmoid(s), -1)
+
+
+@flax.struct.dataclass
+class InverseAutoregressiveFlow:
+  """q(z|x): IAF steps (Kingma et al. 2016) on a ``DiagonalGaussian`` base.
+
+  base: batch [batch], event [dim]; context: [batch, H], the encoder's h(x); steps: one
+  ``iaf_step`` weight dict per step (shared across examples), the order reversed every
+  other step. Density only at its own samples (``sample_and_log_prob``).
+  """
+  base: DiagonalGaussian
+  context: jax.Array
+  steps: tuple[dict[str, jax.Array], ...]
+  factorized: ClassVar[bool] = False
+
+  def forward(self, z0: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """z_K and sum_k log |det dz_k/dz_{k-1}| = sum_k sum_d log sigma_k,d: z0 [..., batch, dim]."""
+    z, total = z0, jnp.zeros(z0.shape[:-1], z0.dtype)
+    for k, weights in enumerate(self.steps):
+      z, log_det = iaf_step(z, self.context, weights, reverse=k % 2 == 1)
+      total = total + log_det
+    return z, total
+
+  @property
+  def mean(self) -> jax.Array:
+    """The flow of the base mean, f(mu): a point summary (E_q[z] has no closed form)."""
+    return self.forward(self.base.mean)[0]
+
+  def sample_and_log_prob(self, rng, num_samples=None):
+    return _flow_sample_and_log_prob(self, rng, num_samples)
+
+  def sample(self, rng: jax.Array, num_samples: int | None = None) -> jax.Array:
+    """Reparameterized z_K (see ``sample_and_log_prob``)."""
+    return self.sample_and_log_prob(rng, num_samples)[0]
+
+  def log_prob(self, z: jax.Array) -> jax.Array:
+    raise _flow_density_error(self)
+
+  def log_prob_per_dim(self, z: jax.Array) -> jax.Array:
+    raise _flow_density_error(self)
+
+
+FLOWS = (PlanarFlow, InverseAutoregressiveFlow)
+
+
+def _flow_sample_and_log_prob(flow: Any, rng: jax.Array,
+                              num_samples: int | None) -> tuple[jax.Array, jax.Array]:
+  """z_K = f(z_0), z_0 ~ base (reparameterized), and
+  log q(z_K) = log q_0(z_0) - sum_k log |det dz_k/dz_{k-1}| (Rezende & Mohamed 2015, Eq. 7).
+
+  Returns z: [batch, dim] (or [num_samples, batch, dim]) and log q: [batch] (or [num, batch]).
+  """
+  z0 = flow.base.sample(rng, num_samples)
+  z, log_det = flow.forward(z0)
+  return z, flow.base.log_prob(z0) - log_det
+
+
+def _flow_density_error(flow: Any) -> ValueError:
+  return ValueError(
+      f"{type(flow).__name__}: a flow's density is known only at its own samples "
+      "(sample_and_log_prob); log q at other points (the closed-form KL, STL and DReG, "
+      "which evaluate log q at stopped parameters) is not available: use a Monte Carlo KL "
+      "with the reparameterized gradient (elbo_mc, elbo_k=K, iwae=K)")
+
+
+Distribution = (DiagonalGaussian | StandardNormal | MixtureOfDiagonalGaussians
+                | FullCovarianceGaussian | PlanarFlow | InverseAutoregressiveFlow)
 
 
 def _kl_gaussian_standard_normal(q: DiagonalGaussian, p: StandardNormal,
@@ -250,10 +496,18 @@ def _kl_gaussians(q: DiagonalGaussian, p: DiagonalGaussian, per_dim: bool) -> ja
   return kl_diag_gaussians(q.mean, q.log_var, p.mean, p.log_var, event_ndims=0 if per_dim else 1)
 
 
+def _kl_full_covariance_standard_normal(q: FullCovarianceGaussian, p: StandardNormal,
+                                        per_dim: bool) -> jax.Array:
+  if per_dim:   # the KL between each dimension's marginals N(mu_d, Sigma_dd) and N(0, 1)
+    return kl_diag_gaussian_standard_normal(q.mean, jnp.log(q.variance()), event_ndims=0)
+  return kl_full_covariance_standard_normal(q.mean, q.scale_tril)
+
+
 # (type(q), type(p)) -> closed-form KL(q || p); a pair not listed has none.
 _CLOSED_FORM_KL: dict[tuple[type, type], Callable[..., jax.Array]] = {
     (DiagonalGaussian, StandardNormal): _kl_gaussian_standard_normal,
     (DiagonalGaussian, DiagonalGaussian): _kl_gaussians,
+    (FullCovarianceGaussian, StandardNormal): _kl_full_covariance_standard_normal,
 }
 
 
@@ -277,7 +531,9 @@ def kl_divergence(q: Any, p: Any, z: jax.Array | None = None,
   Closed forms: DiagonalGaussian || StandardNormal (Kingma & Welling 2014, Appendix B)
     KL = 1/2 sum_d [ mu_d^2 + var_d - 1 - log var_d ],
   DiagonalGaussian || DiagonalGaussian
-    KL = 1/2 sum_d [ log var_p,d - log var_q,d + (var_q,d + (mu_q,d - mu_p,d)^2) / var_p,d - 1 ].
+    KL = 1/2 sum_d [ log var_p,d - log var_q,d + (var_q,d + (mu_q,d - mu_p,d)^2) / var_p,d - 1 ],
+  FullCovarianceGaussian || StandardNormal
+    KL = 1/2 [ tr(Sigma) + mu^T mu - d - log det Sigma ].
   Otherwise (e.g. against a ``MixtureOfDiagonalGaussians``) the estimate at the given
   samples z ~ q, KL_hat = log q(z) - log p(z), unbiased (E_q KL_hat = KL); average it
   over samples. Without a closed form, ``z`` is required. z: [..., batch, dim] -> [..., batch].

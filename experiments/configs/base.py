@@ -53,9 +53,11 @@ def likelihood(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 
 
 def latent(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Adds the latent-variable model's prior."""
+  """Adds the latent-variable model's prior and posterior."""
   c.prior = "standard_normal"
   c.pseudo_inputs = 500
+  c.posterior = "diagonal"
+  c.flow_steps = 2
   return c
 
 

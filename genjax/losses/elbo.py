@@ -20,7 +20,12 @@ The model is any latent-variable model of ``genjax.models.protocol``: q(z|x) is
 ``posterior``, p(z) is ``prior`` (N(0, I), a VampPrior mixture, ...), p(x|z) is
 ``likelihood`` of ``decode``. The closed-form KL (``kl="analytic"``) is used where
 ``distributions.kl_divergence`` has one for the (posterior, prior) pair; otherwise it is
-refused and ``kl="mc"`` estimates the KL at the samples.
+refused and ``kl="mc"`` estimates the KL at the samples. Samples and their log q(z|x) come
+from ``q.sample_and_log_prob`` (for a closed-form density: sample, then log_prob), so a
+normalizing-flow posterior, whose density is known only at its own samples
+(log q(z_K) = log q_0(z_0) - sum_k log |det dz_k/dz_{k-1}|), trains with every Monte Carlo
+form; STL and DReG evaluate log q at stopped parameters at given z, which a flow cannot,
+and are refused for it (a ValueError at the first call).
 
 Gradient estimators are written as surrogate losses whose value is the objective and
 whose gradient is the estimator: plain reparameterization, "sticking the landing"
@@ -82,8 +87,12 @@ def analytic_kl(q: Any, p: Any, per_dim: bool = False) -> jax.Array:
   if not D.has_closed_form_kl(q, p):
     raise ValueError(
         f"kl='analytic' needs a closed-form KL(q(z|x) || p(z)), and KL({type(q).__name__} || "
-        f"{type(p).__name__}) has none (e.g. a VampPrior): use kl='mc' (variants elbo_mc, "
-        "elbo_stl, elbo_k=K, iwae=K, iwae_dreg=K, composed e.g. elbo_mc+beta=B)")
+        f"{type(p).__name__}) has none (e.g. a VampPrior or a flow posterior): use kl='mc' "
+        "(variants elbo_mc, elbo_k=K, iwae=K, composed e.g. elbo_mc+beta=B; and, but for a "
+        "flow posterior, elbo_stl, iwae_dreg=K)")
+  if per_dim and not q.factorized:
+    raise ValueError(f"a per-dimension KL (free bits) needs a posterior and a prior that "
+                     f"factorize over latent dimensions; {type(q).__name__} does not")
   return D.kl_divergence(q, p, per_dim=per_dim)
 
 
@@ -103,9 +112,13 @@ def make_elbo_terms(model: nn.Module, likelihood: Likelihood, kl: str = "analyti
     chex.assert_rank(x, 4)
     q = protocol.posterior(model, params, x, condition)
     p = protocol.prior(model, params)
-    z = q.sample(rng)
+    if kl == "analytic":
+      z = q.sample(rng)
+      kl_term = analytic_kl(q, p)
+    else:
+      z, log_q = q.sample_and_log_prob(rng)
+      kl_term = log_q - p.log_prob(z)
     out = protocol.decode(model, params, z, condition)
-    kl_term = analytic_kl(q, p) if kl == "analytic" else q.log_prob(z) - p.log_prob(z)
     return {"log_px": likelihood.log_prob(x, out), "kl": kl_term}
 
   return terms
@@ -146,6 +159,9 @@ def sample_terms(model: nn.Module, likelihood: Likelihood, params: Any, x: jax.A
                  prior_params: Any = None) -> dict[str, Any]:
   """K reparameterized samples z_k ~ q(z|x) and the terms of their log-weights.
 
+  z and log q(z|x) come from ``q.sample_and_log_prob`` (a flow's density is known only at
+  its own samples); with ``stop_q``, from ``q.sample`` and ``log_prob`` at stopped q.
+
   Returns ``log_px, log_pz, log_q: [K, batch]``, ``log_w = log_px + log_pz - log_q``,
   ``z: [K, batch, latent]`` and the distributions ``posterior`` (q(z|x), with gradients)
   and ``prior``. ``stop_q`` evaluates log q(z|x) with q's parameters behind stop_gradient
@@ -158,16 +174,22 @@ def sample_terms(model: nn.Module, likelihood: Likelihood, params: Any, x: jax.A
   chex.assert_rank(x, 4)
   q = protocol.posterior(model, params, x, condition)
   p = protocol.prior(model, params if prior_params is None else prior_params)
-  z = q.sample(rng, num_samples)
-  q_eval = jax.lax.stop_gradient(q) if stop_q else q
-  log_q, log_pz = q_eval.log_prob(z), p.log_prob(z)
+  if stop_q:
+    z = q.sample(rng, num_samples)
+    q_eval = jax.lax.stop_gradient(q)
+    log_q = q_eval.log_prob(z)          # a flow refuses: log q at given z, not its own
+  else:
+    q_eval = q
+    z, log_q = q.sample_and_log_prob(rng, num_samples)
+  log_pz = p.log_prob(z)
   log_px = _decode_log_prob(model, likelihood, params, x, z, condition)
   out = {"log_px": log_px, "log_pz": log_pz, "log_q": log_q, "log_w": log_px + log_pz - log_q,
          "z": z, "posterior": q, "prior": p}
   if per_dim:
     if not (q.factorized and p.factorized):
       raise ValueError(f"a per-dimension KL (free bits) needs a posterior and a prior that "
-                       f"factorize over latent dimensions; {type(p).__name__} does not")
+                       "factorize over latent dimensions; "
+                       f"{type(p if q.factorized else q).__name__} does not")
     out["kl_per_dim"] = q_eval.log_prob_per_dim(z) - p.log_prob_per_dim(z)
   return out
 
@@ -214,9 +236,11 @@ def make_elbo_loss(model: nn.Module, likelihood: Likelihood, kl: str = "analytic
                      stop_q=estimator == "stl", condition=batch.get("condition"),
                      per_dim=kl == "mc" and free_bits > 0)
     recon = -jnp.mean(t["log_px"])
-    if kl == "analytic":
+    if kl == "analytic" and free_bits > 0:
       kl_per_dim = analytic_kl(t["posterior"], t["prior"], per_dim=True)   # [batch, latent]
       kl_value = jnp.sum(kl_per_dim, -1).mean()
+    elif kl == "analytic":   # a full covariance's KL is not the sum of its marginals'
+      kl_per_dim, kl_value = None, analytic_kl(t["posterior"], t["prior"]).mean()
     else:
       kl_per_dim = t.get("kl_per_dim")                          # [K, batch, latent] or None
       kl_value = jnp.mean(t["log_q"] - t["log_pz"])

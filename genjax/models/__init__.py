@@ -1,6 +1,7 @@
 """Flax linen modules: encoders, decoders and the models built from them.
 
-The latent-variable models (``VAE``, ``VampPriorVAE``, ``CVAE``, ``M2``) implement
+The latent-variable models (``VAE``, ``VampPriorVAE``, the richer posteriors of ``flows``:
+``FullCovarianceVAE``, ``PlanarFlowVAE``, ``IAFVAE``; ``CVAE``, ``M2``) implement
 ``protocol`` (posterior, prior, decode, encoder_params); callers use its helpers.
 
 Every convolution (the conv encoder, the conv decoder, the GAN) is ``layers.Conv`` /
@@ -21,6 +22,8 @@ from genjax.models.classifier import Classifier
 from genjax.models.cvae import CVAE, M2
 from genjax.models.decoders import ConvDecoder, MLPDecoder
 from genjax.models.encoders import ConvEncoder, MLPEncoder
+from genjax.models import flows
+from genjax.models.flows import FullCovarianceVAE, IAFVAE, PlanarFlowVAE
 from genjax.models.gan import Discriminator, Generator
 from genjax.models.vae import VAE
 from genjax.models.vamp import VampPriorVAE
@@ -30,16 +33,20 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": nn.relu, "tanh": nn.tanh, "elu": nn.elu, "gelu": nn.gelu}
 GAN_IMAGE_SIZES = ((28, 28), (32, 32))
 PRIORS = ("standard_normal", "vamp")
+POSTERIORS = ("diagonal", "full_covariance", "planar", "iaf")
+FLOW_POSTERIORS = ("planar", "iaf")   # the posteriors that read flow_steps
 
 
 def build_encoder(model: str, latent_dim: int, hidden: Sequence[int], activation: str = "relu",
-                  stochastic: bool = True) -> nn.Module:
-  """An MLP or conv encoder; ``hidden`` are its dense widths, in order."""
+                  stochastic: bool = True, extra: int = 0) -> nn.Module:
+  """An MLP or conv encoder; ``hidden`` are its dense widths, in order; ``extra`` > 0 adds
+  a head of that many outputs beside (mean, log_var) (see ``encoders``)."""
   _check(model, activation)
   act = ACTIVATIONS[activation]
   if model == "mlp":
-    return MLPEncoder(latent_dim, tuple(hidden), act, stochastic)
-  return ConvEncoder(latent_dim, hidden=tuple(hidden), activation=act, stochastic=stochastic)
+    return MLPEncoder(latent_dim, tuple(hidden), act, stochastic, extra)
+  return ConvEncoder(latent_dim, hidden=tuple(hidden), activation=act, stochastic=stochastic,
+                     extra=extra)
 
 
 def build_decoder(model: str, image_shape: Sequence[int], hidden: Sequence[int],
@@ -63,16 +70,27 @@ def _check(model: str, activation: str) -> None:
 
 def build_vae(model: str, image_shape: Sequence[int], latent_dim: int,
               hidden: Sequence[int], output_channels: int, activation: str = "relu",
-              prior: str = "standard_normal", num_pseudo_inputs: int = 500) -> VAE:
+              prior: str = "standard_normal", num_pseudo_inputs: int = 500,
+              posterior: str = "diagonal", flow_steps: int = 2) -> VAE:
   """A VAE with MLP or conv encoder/decoder.
 
   ``hidden`` are the dense widths (the encoder's in order, the decoder's reversed);
   ``output_channels`` is the decoder's channels per pixel (see ``decoders``). ``prior``
   is one of ``PRIORS``: ``standard_normal`` (p(z) = N(0, I), ``VAE``) or ``vamp`` (the
   VampPrior over ``num_pseudo_inputs`` learned pseudo-inputs, ``VampPriorVAE``).
+  ``posterior`` is one of ``POSTERIORS``: ``diagonal`` (``VAE``), ``full_covariance``
+  (``FullCovarianceVAE``), ``planar`` or ``iaf`` (``flow_steps`` planar flows or IAF
+  steps, ``PlanarFlowVAE`` / ``IAFVAE``; the IAF's context h(x) has max(16, 2 latent_dim)
+  entries and its MADE layers twice that many units); a richer posterior takes the N(0, I)
+  prior.
   """
   if prior not in PRIORS:
     raise ValueError(f"prior={prior!r}: expected one of {', '.join(PRIORS)}")
+  if posterior not in POSTERIORS:
+    raise ValueError(f"posterior={posterior!r}: expected one of {', '.join(POSTERIORS)}")
+  if posterior != "diagonal":
+    return _rich_posterior_vae(model, image_shape, latent_dim, hidden, output_channels,
+                               activation, prior, posterior, flow_steps)
   encoder = build_encoder(model, latent_dim, hidden, activation)
   decoder = build_decoder(model, image_shape, hidden, output_channels, activation)
   if prior == "vamp":
@@ -80,6 +98,30 @@ def build_vae(model: str, image_shape: Sequence[int], latent_dim: int,
       raise ValueError(f"num_pseudo_inputs={num_pseudo_inputs} must be >= 1")
     return VampPriorVAE(encoder, decoder, latent_dim, tuple(image_shape), num_pseudo_inputs)
   return VAE(encoder, decoder, latent_dim)
+
+
+def _rich_posterior_vae(model: str, image_shape: Sequence[int], latent_dim: int,
+                        hidden: Sequence[int], output_channels: int, activation: str,
+                        prior: str, posterior: str, flow_steps: int) -> VAE:
+  """``build_vae`` for a posterior other than ``diagonal`` (models.flows)."""
+  if prior != "standard_normal":
+    raise ValueError(f"posterior={posterior!r} takes prior='standard_normal' (got "
+                     f"{prior!r}): the VampPrior is a mixture of diagonal posteriors")
+  if posterior in FLOW_POSTERIORS and flow_steps < 1:
+    raise ValueError(f"flow_steps={flow_steps} must be >= 1")
+  decoder = build_decoder(model, image_shape, hidden, output_channels, activation)
+  if posterior == "full_covariance":
+    encoder = build_encoder(model, latent_dim, hidden, activation,
+                            extra=flows.full_covariance_extra(latent_dim))
+    return FullCovarianceVAE(encoder, decoder, latent_dim)
+  if posterior == "planar":
+    encoder = build_encoder(model, latent_dim, hidden, activation,
+                            extra=flows.planar_extra(latent_dim, flow_steps))
+    return PlanarFlowVAE(encoder, decoder, latent_dim, flow_steps)
+  context = max(16, 2 * latent_dim)
+  encoder = build_encoder(model, latent_dim, hidden, activation, extra=context)
+  return IAFVAE(encoder, decoder, latent_dim, flow_steps, hidden=2 * context,
+                context_dim=context)
 
 
 def build_autoencoder(model: str, image_shape: Sequence[int], latent_dim: int,
@@ -127,7 +169,8 @@ def build_gan(image_shape: Sequence[int], latent_dim: int,
 
 
 __all__ = ["ARCHITECTURES", "ACTIVATIONS", "Autoencoder", "CVAE", "Classifier", "ConvDecoder",
-           "ConvEncoder", "Discriminator", "GAN_IMAGE_SIZES", "Generator", "M2", "MLPDecoder",
-           "MLPEncoder", "PRIORS", "VAE", "VampPriorVAE", "build_autoencoder",
+           "ConvEncoder", "Discriminator", "FLOW_POSTERIORS", "FullCovarianceVAE",
+           "GAN_IMAGE_SIZES", "Generator", "IAFVAE", "M2", "MLPDecoder", "MLPEncoder",
+           "POSTERIORS", "PRIORS", "PlanarFlowVAE", "VAE", "VampPriorVAE", "build_autoencoder",
            "build_classifier", "build_cvae", "build_decoder", "build_encoder", "build_gan",
            "build_m2", "build_vae"]

@@ -1,7 +1,9 @@
 """Encoders: images (and an optional condition) -> a code.
 
 A Gaussian encoder (``stochastic=True``, the VAE's) returns ``(mean, log_var)`` of
-q(z|x); a deterministic one (the autoencoder's) returns the code z itself. A condition
+q(z|x), and with ``extra=E > 0`` a third head ``[batch, E]`` beside them (what a richer
+posterior needs from x: a Cholesky factor's off-diagonal, flow parameters, an IAF
+context; ``models.flows``); a deterministic one (the autoencoder's) returns the code z itself. A condition
 ``c: [batch, C]`` (a one-hot label or an attribute vector) is concatenated to the
 flattened features before the dense layers, giving q(z|x, c).
 """
@@ -16,7 +18,7 @@ import jax.numpy as jnp
 
 from genjax.models.layers import Conv
 
-Code = jax.Array | tuple[jax.Array, jax.Array]
+Code = jax.Array | tuple[jax.Array, ...]
 
 
 def concat_condition(h: jax.Array, condition: jax.Array | None) -> jax.Array:
@@ -24,11 +26,13 @@ def concat_condition(h: jax.Array, condition: jax.Array | None) -> jax.Array:
   return h if condition is None else jnp.concatenate([h, condition.astype(h.dtype)], -1)
 
 
-def _heads(h: jax.Array, latent_dim: int, stochastic: bool) -> Code:
-  """(mean, log_var) heads, or one deterministic ``code`` head."""
+def _heads(h: jax.Array, latent_dim: int, stochastic: bool, extra: int = 0) -> Code:
+  """(mean, log_var) heads (and an ``extra`` head when extra > 0), or one deterministic
+  ``code`` head."""
   if not stochastic:
     return nn.Dense(latent_dim, name="code")(h)
-  return nn.Dense(latent_dim, name="mean")(h), nn.Dense(latent_dim, name="log_var")(h)
+  gaussian = nn.Dense(latent_dim, name="mean")(h), nn.Dense(latent_dim, name="log_var")(h)
+  return (*gaussian, nn.Dense(extra, name="extra")(h)) if extra else gaussian
 
 
 class MLPEncoder(nn.Module):
@@ -40,13 +44,14 @@ class MLPEncoder(nn.Module):
   hidden: Sequence[int] = (400,)
   activation: Callable[[jax.Array], jax.Array] = nn.relu
   stochastic: bool = True
+  extra: int = 0
 
   @nn.compact
   def __call__(self, x: jax.Array, condition: jax.Array | None = None) -> Code:
     h = concat_condition(x.reshape(x.shape[0], -1), condition)
     for width in self.hidden:
       h = self.activation(nn.Dense(width)(h))
-    return _heads(h, self.latent_dim, self.stochastic)
+    return _heads(h, self.latent_dim, self.stochastic, self.extra)
 
 
 class ConvEncoder(nn.Module):
@@ -60,6 +65,7 @@ class ConvEncoder(nn.Module):
   hidden: Sequence[int] = (256,)
   activation: Callable[[jax.Array], jax.Array] = nn.relu
   stochastic: bool = True
+  extra: int = 0
 
   @nn.compact
   def __call__(self, x: jax.Array, condition: jax.Array | None = None) -> Code:
@@ -69,4 +75,4 @@ class ConvEncoder(nn.Module):
     h = concat_condition(h.reshape(h.shape[0], -1), condition)
     for width in self.hidden:
       h = self.activation(nn.Dense(width)(h))
-    return _heads(h, self.latent_dim, self.stochastic)
+    return _heads(h, self.latent_dim, self.stochastic, self.extra)

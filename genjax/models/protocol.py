@@ -11,7 +11,8 @@ is a Flax module with
                                                        are the inference network(s)
 
 The distributions are ``genjax.distributions`` objects (``sample``, ``log_prob``,
-``log_prob_per_dim``; a closed-form KL where ``distributions.kl_divergence`` has one), so
+``log_prob_per_dim``; a closed-form KL where ``distributions.kl_divergence`` has one; a
+posterior also has ``sample_and_log_prob``, the only density a flow posterior has), so
 the losses never assume a Gaussian posterior or an N(0, I) prior. A conditional model
 (``CVAE``, ``M2``'s generative part) takes the condition c: [batch, C] in ``posterior`` and
 ``decode``; an unconditional one accepts only ``condition=None`` (``check_condition``).
