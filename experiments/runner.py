@@ -43,6 +43,10 @@ RESUMABLE = frozenset({"epochs", "workdir", "data_dir", "eval_every", "checkpoin
                        "checkpoint_every_steps", "checkpoint_every_minutes",
                        "steps_per_chunk", "download", "parallel"})
 
+# Fields added after runs were written, with the value that computes what those runs did:
+# a stored config.json without them resumes (workdir.check_or_write_config's ``added``).
+ADDED_FIELDS = {"posterior": "diagonal", "flow_steps": 2, "snr_estimators": ""}
+
 
 def main(name: str, module: ModuleType, argv: list[str]) -> None:
   """Parses ``argv`` into the experiment's config, runs it, prints its report.
@@ -189,7 +193,8 @@ def prepare(config: Any, needs_labels: bool = False,
   if check is not None:
     check(dataset)
   checkpoint.check_restorable(config.workdir)   # a rerun whose checkpoints are all damaged
-  workdir.check_or_write_config(config.workdir, configuration.as_dict(config), RESUMABLE)
+  workdir.check_or_write_config(config.workdir, configuration.as_dict(config), RESUMABLE,
+                                ADDED_FIELDS)
   return dataset, placement
 
 

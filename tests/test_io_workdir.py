@@ -144,3 +144,17 @@ def test_every_experiment_has_an_end_to_end_test_that_checks_its_json_strictly()
     if not (through_helper or through_launch):
       missing.append(name)
   assert not missing, f"no end-to-end test checks the JSON of: {missing}"
+
+
+def test_a_run_from_before_a_field_existed_resumes_only_at_the_fields_old_behaviour(tmp_path):
+  """A stored config.json without a key named in ``added`` matches that key's value there
+  (the run computed exactly that), and nothing else."""
+  (tmp_path / "config.json").write_text('{"seed": 0}')
+  added = {"posterior": "diagonal"}
+  with pytest.raises(ValueError, match="posterior='diagonal' there, 'iaf' now"):
+    workdir.check_or_write_config(str(tmp_path), {"seed": 0, "posterior": "iaf"}, (), added)
+  assert (tmp_path / "config.json").read_text() == '{"seed": 0}'
+  with pytest.raises(ValueError, match="posterior=None there, 'diagonal' now"):
+    workdir.check_or_write_config(str(tmp_path), {"seed": 0, "posterior": "diagonal"})
+  workdir.check_or_write_config(str(tmp_path), {"seed": 0, "posterior": "diagonal"}, (), added)
+  assert json.loads((tmp_path / "config.json").read_text()) == {"seed": 0, "posterior": "diagonal"}

@@ -32,12 +32,16 @@ def is_primary() -> bool:
 
 
 def check_or_write_config(workdir: str, config: Mapping[str, Any],
-                          may_change: Collection[str] = ()) -> None:
+                          may_change: Collection[str] = (),
+                          added: Mapping[str, Any] | None = None) -> None:
   """Writes ``config.json``; in an existing run, refuses a config that changes the math.
 
   A rerun in the same workdir resumes, so every key but those in ``may_change`` (settings
   that do not change the math, e.g. the number of epochs or the placement) must match the
   stored config; otherwise the error names each differing key and nothing is overwritten.
+  ``added`` maps keys introduced after older runs were written to the value that computes
+  what those runs computed: a stored config without such a key matches that value (so a
+  run from before the key existed still resumes).
   A ``workdir`` that is (or lies under) a file, or a ``config.json`` that is not a JSON
   object, is a one-line ValueError, also before anything is written.
   """
@@ -46,6 +50,7 @@ def check_or_write_config(workdir: str, config: Mapping[str, Any],
   new = strict_json(dict(config))
   if os.path.exists(path):
     old = _read_config(path)
+    old = {**{k: v for k, v in strict_json(dict(added or {})).items() if k in new}, **old}
     diff = [k for k in sorted(set(old) | set(new))
             if k not in may_change and old.get(k) != new.get(k)]
     if diff:
