@@ -351,6 +351,11 @@ def _model(posterior, flow_steps=2):
   return model, model.init(jax.random.PRNGKey(21), x)["params"], {"image": x}
 
 
+def q_diag(model, params, batch):
+  """The encoder's log_var head for ``batch``."""
+  return model.apply({"params": params}, batch["image"], method=lambda m, x: m.encoder(x)[1])
+
+
 def test_build_vae_gives_each_posterior_through_the_protocol():
   expected = {"diagonal": D.DiagonalGaussian, "full_covariance": D.FullCovarianceGaussian,
               "planar": D.PlanarFlow, "iaf": D.InverseAutoregressiveFlow}
@@ -363,6 +368,11 @@ def test_build_vae_gives_each_posterior_through_the_protocol():
     assert q.mean.shape == (5, 3) and model.apply({"params": params}, batch["image"]).shape == (
         5, *SHAPE)
   model, params, batch = _model("full_covariance")
+  q = protocol.posterior(model, params, batch["image"])
+  np.testing.assert_array_equal(np.tril(q.scale_tril, -1), 0.0)   # starts as the diagonal q
+  np.testing.assert_allclose(np.diagonal(q.scale_tril, 0, 1, 2), np.exp(0.5 * q_diag(model, params, batch)), rtol=1e-6)
+  params = jax.tree_util.tree_map_with_path(      # give the off-diagonal head weights
+      lambda path, v: v + 0.1 if "extra" in jax.tree_util.keystr(path) else v, params)
   tril = protocol.posterior(model, params, batch["image"]).scale_tril
   np.testing.assert_array_equal(np.triu(tril, 1), 0.0)
   assert np.all(np.diagonal(tril, 0, 1, 2) > 0) and np.any(np.tril(tril, -1) != 0)

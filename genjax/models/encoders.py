@@ -26,13 +26,18 @@ def concat_condition(h: jax.Array, condition: jax.Array | None) -> jax.Array:
   return h if condition is None else jnp.concatenate([h, condition.astype(h.dtype)], -1)
 
 
-def _heads(h: jax.Array, latent_dim: int, stochastic: bool, extra: int = 0) -> Code:
-  """(mean, log_var) heads (and an ``extra`` head when extra > 0), or one deterministic
-  ``code`` head."""
+def _heads(h: jax.Array, latent_dim: int, stochastic: bool, extra: int = 0,
+           extra_zero_init: bool = False) -> Code:
+  """(mean, log_var) heads (and an ``extra`` head when extra > 0: zero weights with
+  ``extra_zero_init``, so e.g. a Cholesky factor's off-diagonal starts at 0), or one
+  deterministic ``code`` head."""
   if not stochastic:
     return nn.Dense(latent_dim, name="code")(h)
   gaussian = nn.Dense(latent_dim, name="mean")(h), nn.Dense(latent_dim, name="log_var")(h)
-  return (*gaussian, nn.Dense(extra, name="extra")(h)) if extra else gaussian
+  if not extra:
+    return gaussian
+  init = nn.initializers.zeros if extra_zero_init else nn.initializers.lecun_normal()
+  return (*gaussian, nn.Dense(extra, kernel_init=init, name="extra")(h))
 
 
 class MLPEncoder(nn.Module):
@@ -45,13 +50,14 @@ class MLPEncoder(nn.Module):
   activation: Callable[[jax.Array], jax.Array] = nn.relu
   stochastic: bool = True
   extra: int = 0
+  extra_zero_init: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, condition: jax.Array | None = None) -> Code:
     h = concat_condition(x.reshape(x.shape[0], -1), condition)
     for width in self.hidden:
       h = self.activation(nn.Dense(width)(h))
-    return _heads(h, self.latent_dim, self.stochastic, self.extra)
+    return _heads(h, self.latent_dim, self.stochastic, self.extra, self.extra_zero_init)
 
 
 class ConvEncoder(nn.Module):
@@ -66,6 +72,7 @@ class ConvEncoder(nn.Module):
   activation: Callable[[jax.Array], jax.Array] = nn.relu
   stochastic: bool = True
   extra: int = 0
+  extra_zero_init: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, condition: jax.Array | None = None) -> Code:
@@ -75,4 +82,4 @@ class ConvEncoder(nn.Module):
     h = concat_condition(h.reshape(h.shape[0], -1), condition)
     for width in self.hidden:
       h = self.activation(nn.Dense(width)(h))
-    return _heads(h, self.latent_dim, self.stochastic, self.extra)
+    return _heads(h, self.latent_dim, self.stochastic, self.extra, self.extra_zero_init)

