@@ -346,27 +346,10 @@ def planar_step(z: jax.Array, u: jax.Array, w: jax.Array,
   return z + u_hat * a[..., None], log_det
 
 
-@flax.struct.dataclass
-class PlanarFlow:
-  """q(z|x): K planar flows (Rezende & Mohamed 2015) on a ``DiagonalGaussian`` base.
-
-  base: batch [batch], event [dim]; u, w: [batch, K, dim] and b: [batch, K], amortized
-  (computed by the encoder from x). Density only at its own samples
-  (``sample_and_log_prob``).
-  """
-  base: DiagonalGaussian
-  u: jax.Array
-  w: jax.Array
-  b: jax.Array
+class _Flow:
+  """What every flow posterior shares beyond its ``forward`` (z_0 -> z_K, log-det) and its
+  ``base``: the density only at its own samples, the flowed base mean as a point summary."""
   factorized: ClassVar[bool] = False
-
-  def forward(self, z0: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """z_K = f_K o ... o f_1(z_0) and sum_k log |det dz_k/dz_{k-1}|: z0 [..., batch, dim]."""
-    z, total = z0, jnp.zeros(z0.shape[:-1], z0.dtype)
-    for k in range(self.u.shape[-2]):
-      z, log_det = planar_step(z, self.u[..., k, :], self.w[..., k, :], self.b[..., k])
-      total = total + log_det
-    return z, total
 
   @property
   def mean(self) -> jax.Array:
@@ -385,6 +368,28 @@ class PlanarFlow:
 
   def log_prob_per_dim(self, z: jax.Array) -> jax.Array:
     raise _flow_density_error(self)
+
+
+@flax.struct.dataclass
+class PlanarFlow(_Flow):
+  """q(z|x): K planar flows (Rezende & Mohamed 2015) on a ``DiagonalGaussian`` base.
+
+  base: batch [batch], event [dim]; u, w: [batch, K, dim] and b: [batch, K], amortized
+  (computed by the encoder from x). Density only at its own samples
+  (``sample_and_log_prob``).
+  """
+  base: DiagonalGaussian
+  u: jax.Array
+  w: jax.Array
+  b: jax.Array
+
+  def forward(self, z0: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """z_K = f_K o ... o f_1(z_0) and sum_k log |det dz_k/dz_{k-1}|: z0 [..., batch, dim]."""
+    z, total = z0, jnp.zeros(z0.shape[:-1], z0.dtype)
+    for k in range(self.u.shape[-2]):
+      z, log_det = planar_step(z, self.u[..., k, :], self.w[..., k, :], self.b[..., k])
+      total = total + log_det
+    return z, total
 
 
 def made_masks(dim: int, hidden: int, reverse: bool) -> tuple[jax.Array, jax.Array]:
@@ -421,7 +426,7 @@ def iaf_step(z: jax.Array, context: jax.Array, weights: dict[str, jax.Array],
 
 
 @flax.struct.dataclass
-class InverseAutoregressiveFlow:
+class InverseAutoregressiveFlow(_Flow):
   """q(z|x): IAF steps (Kingma et al. 2016) on a ``DiagonalGaussian`` base.
 
   base: batch [batch], event [dim]; context: [batch, H], the encoder's h(x); steps: one
@@ -431,7 +436,6 @@ class InverseAutoregressiveFlow:
   base: DiagonalGaussian
   context: jax.Array
   steps: tuple[dict[str, jax.Array], ...]
-  factorized: ClassVar[bool] = False
 
   def forward(self, z0: jax.Array) -> tuple[jax.Array, jax.Array]:
     """z_K and sum_k log |det dz_k/dz_{k-1}| = sum_k sum_d log sigma_k,d: z0 [..., batch, dim]."""
@@ -440,24 +444,6 @@ class InverseAutoregressiveFlow:
       z, log_det = iaf_step(z, self.context, weights, reverse=k % 2 == 1)
       total = total + log_det
     return z, total
-
-  @property
-  def mean(self) -> jax.Array:
-    """The flow of the base mean, f(mu): a point summary (E_q[z] has no closed form)."""
-    return self.forward(self.base.mean)[0]
-
-  def sample_and_log_prob(self, rng, num_samples=None):
-    return _flow_sample_and_log_prob(self, rng, num_samples)
-
-  def sample(self, rng: jax.Array, num_samples: int | None = None) -> jax.Array:
-    """Reparameterized z_K (see ``sample_and_log_prob``)."""
-    return self.sample_and_log_prob(rng, num_samples)[0]
-
-  def log_prob(self, z: jax.Array) -> jax.Array:
-    raise _flow_density_error(self)
-
-  def log_prob_per_dim(self, z: jax.Array) -> jax.Array:
-    raise _flow_density_error(self)
 
 
 FLOWS = (PlanarFlow, InverseAutoregressiveFlow)
