@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from experiments import evaluators, runner
+from experiments import configuration, evaluators, runner
 from genjax import likelihoods, models
 from genjax.data import sources
 from genjax.io import plotting, workdir
@@ -44,7 +44,7 @@ from genjax.training import step as train_step
 SNR_METRICS = ("encoder_snr_median", "encoder_snr_projection", "decoder_snr_median",
                "decoder_snr_projection", "encoder_grad_var", "decoder_grad_var")
 # encoder_grad_snr / decoder_grad_snr: the legacy mean over parameters (see snr_summary).
-METRICS = ("test_ll", "test_nll", "test_ll_se", "test_elbo", "test_kl", "active_units",
+METRICS = ("test_ll", "test_nll", "test_ll_se", "test_elbo", "test_kl", "gap", "active_units",
            *SNR_METRICS, "encoder_grad_snr", "decoder_grad_snr",
            "train_s", "wall_s", "examples_per_s")
 
@@ -75,55 +75,161 @@ def streams(seed: int) -> dict[str, Any]:
           "snr": lambda s: jax.random.PRNGKey(s), "ll_subset": fixed(50_000)}
 
 
+# ``models``: the architectures every variant trains on, by name (empty: the config's own).
+MODEL_FORMS = ("diagonal", "full_covariance", "planar=K", "iaf=K", "two_layer=D")
+
+
+def parse_models(text: str) -> list[tuple[str, dict[str, Any]]]:
+  """``models`` -> [(name, the config fields it sets)]: ``diagonal`` and ``full_covariance``
+  set ``posterior``; ``planar=K`` / ``iaf=K`` a flow posterior of K steps; ``two_layer=D``
+  a stochastic layer of D units above z_1 (``upper_latents=(D,)``, diagonal posterior).
+  ValueError naming the bad entry and the allowed forms."""
+  specs = []
+  for name in (n.strip() for n in text.split(",") if n.strip()):
+    kind, has_value, value = name.partition("=")
+    needs_value = kind in ("planar", "iaf", "two_layer")
+    if kind not in ("diagonal", "full_covariance", "planar", "iaf", "two_layer") or (
+        has_value != ("=" if needs_value else "")) or (
+        needs_value and not (value.isdigit() and int(value) >= 1)):
+      raise ValueError(f"{name!r} is not a model; expected comma-separated "
+                       f"entries of {', '.join(MODEL_FORMS)} (K, D integers >= 1)")
+    if kind in ("planar", "iaf"):
+      fields = {"posterior": kind, "flow_steps": int(value), "upper_latents": ()}
+    elif kind == "two_layer":
+      fields = {"posterior": "diagonal", "upper_latents": (int(value),)}
+    else:
+      fields = {"posterior": kind, "upper_latents": ()}
+    specs.append((name, fields))
+  names = [n for n, _ in specs]
+  if len(set(names)) < len(names):
+    raise ValueError(f"{text!r} names a model twice")
+  return specs
+
+
+class ModelConfig:
+  """The config as one entry of ``models`` sees it: its fields, then the entry's."""
+
+  def __init__(self, config: Any, fields: dict[str, Any]):
+    self._config, self._fields = config, fields
+
+  def __getattr__(self, name: str) -> Any:
+    fields = self.__dict__["_fields"]
+    return fields[name] if name in fields else getattr(self.__dict__["_config"], name)
+
+  def __contains__(self, name: str) -> bool:
+    return name in self._fields or name in self._config
+
+
+def model_configs(config: Any) -> list[tuple[str, Any]]:
+  """[(row prefix, config)] per trained architecture: ``[("", config)]`` without
+  ``models`` (rows named by variant, as before the field existed), else one
+  ``ModelConfig`` per entry (rows named MODEL:VARIANT)."""
+  specs = parse_models(config.models)
+  if not specs:
+    return [("", config)]
+  return [(f"{name}:", ModelConfig(config, fields)) for name, fields in specs]
+
+
 def snr_estimators(config: Any) -> list[elbo.Objective]:
   """The variants of ``config.snr_estimators`` (empty: none)."""
   text = config.snr_estimators
   return elbo.parse_variants(text) if text.strip() else []
 
 
-def _closed_form_kl(config: Any) -> str | None:
-  """The VampPrior has no closed-form KL: variants that need one are refused up front."""
-  if config.prior != "vamp":
-    return None
-  for field, objectives in (("variants", elbo.parse_variants(config.variants)),
-                            ("snr_estimators", snr_estimators(config))):
+def _objectives(config: Any) -> list[tuple[str, list[elbo.Objective]]]:
+  return [("variants", elbo.parse_variants(config.variants)),
+          ("snr_estimators", snr_estimators(config))]
+
+
+def _model_problem(config: Any, label: str) -> str | None:
+  """What ``config``'s model (posterior, prior, stochastic layers) cannot do with the
+  variants: the closed-form KL (VampPrior, flows, a hierarchy), STL and DReG (flows: log q
+  only at their own samples), free bits (a non-factorized posterior)."""
+  if (config.posterior != "diagonal" or config.upper_latents) and (
+      config.prior != "standard_normal"):
+    return (f"{label}: a richer posterior or a hierarchy takes prior=standard_normal (the "
+            "VampPrior is a mixture of diagonal posteriors)")
+  flow = config.posterior in models.FLOW_POSTERIORS
+  if config.prior == "vamp":
+    model = "the VampPrior (prior=vamp)"
+  elif config.upper_latents:
+    model = ("a hierarchy of stochastic layers (upper_latents="
+             f"{','.join(str(d) for d in config.upper_latents)})")
+  else:
+    model = f"posterior={config.posterior}"
+  for field, objectives in _objectives(config):
     analytic = [v.name for v in objectives if v.kl == "analytic"]
-    if analytic:
-      return (f"config.{field}: {', '.join(analytic)} need a closed-form KL, which the "
-              "VampPrior (prior=vamp) has not; use their Monte Carlo forms (elbo_mc, "
-              "elbo_stl, elbo_k=K, iwae=K, iwae_dreg=K)")
+    if analytic and (config.prior == "vamp" or config.upper_latents or flow):
+      return (f"config.{field}: {', '.join(analytic)} need a closed-form KL, which "
+              f"{model} ({label}) has not; use their Monte Carlo forms (elbo_mc, "
+              "elbo_k=K, iwae=K" + (")" if flow else ", elbo_stl, iwae_dreg=K)"))
+    path = [v.name for v in objectives if v.estimator in ("stl", "dreg")]
+    if path and flow:
+      return (f"config.{field}: {', '.join(path)} evaluate log q(z|x) at stopped "
+              f"parameters, which a flow ({model}, {label}) has only at its own samples; "
+              "use elbo_mc, elbo_k=K or iwae=K")
+    free_bits = [v.name for v in objectives if v.free_bits > 0]
+    if free_bits and (config.upper_latents or config.posterior != "diagonal"):
+      return (f"config.{field}: {', '.join(free_bits)} need a posterior that factorizes "
+              f"over latent dimensions; {model} ({label}) does not")
 
 
-def _posterior_fits(config: Any) -> str | None:
-  """Flow posteriors have no density away from their own samples: the closed-form KL, STL,
-  DReG and the per-dimension statistics (active units, KL per dimension) are refused."""
-  if config.posterior != "diagonal" and config.prior != "standard_normal":
-    return (f"config.posterior={config.posterior}: a richer posterior takes "
-            "prior=standard_normal (the VampPrior is a mixture of diagonal posteriors)")
-  if config.posterior in ("planar", "iaf"):
-    return (f"config.posterior={config.posterior}: compare_elbos reports per-dimension "
-            "posterior statistics and trains closed-form, STL and DReG variants, which need "
-            "log q(z|x) away from the flow's own samples; train flows with train_vae (kl=mc)")
-  if config.posterior == "full_covariance":
-    free_bits = [v.name for v in elbo.parse_variants(config.variants) if v.free_bits > 0]
-    if free_bits:
-      return (f"config.variants: {', '.join(free_bits)} need a posterior that factorizes "
-              "over latent dimensions; posterior=full_covariance does not")
+def _models_fit(config: Any) -> str | None:
+  """Every architecture (``models``, or the config's own) can train every variant."""
+  try:
+    configs = model_configs(config)
+  except ValueError as e:
+    return f"config.models: {e}"
+  for prefix, model_config in configs:
+    label = f"models entry {prefix[:-1]}" if prefix else "this config"
+    problem = _model_problem(model_config, label)
+    if problem:
+      return problem
 
 
-CHECKS = (_closed_form_kl, _posterior_fits)
+def test_kl(config: Any) -> str:
+  """The test ELBO's KL: closed form where the model has one, else one-sample Monte Carlo."""
+  no_closed_form = (config.prior == "vamp" or config.upper_latents
+                    or config.posterior in models.FLOW_POSTERIORS)
+  return "mc" if no_closed_form else "analytic"
+
+
+CHECKS = (_models_fit,)
+
+
+def _own_model(config: Any) -> bool:
+  return not config.models.strip()
+
+
+def _reads_upper_hidden(config: Any) -> bool:
+  if not _own_model(config):
+    return any(fields.get("upper_latents") for _, fields in parse_models(config.models))
+  return bool(config.upper_latents)
+
+
+# With ``models``, each entry sets the posterior, its flow steps and the stochastic layers.
+READ_IF = {
+    "posterior": configuration.ReadIf(_own_model, "models is empty"),
+    "upper_latents": configuration.ReadIf(_own_model, "models is empty"),
+    "flow_steps": configuration.ReadIf(
+        lambda c: _own_model(c) and c.posterior in models.FLOW_POSTERIORS,
+        "models is empty and posterior=planar or iaf"),
+    "upper_hidden": configuration.ReadIf(_reads_upper_hidden,
+                                         "upper_latents or a two_layer=D entry of models"),
+}
 
 
 def run(config: Any) -> dict[str, float]:
   """Trains and evaluates every variant; writes every workdir file; returns results."""
   variants = elbo.parse_variants(config.variants)
   dataset, placement = runner.prepare(config)
-  setup = _setup(config, dataset, placement)
   rows = {}
-  for variant in variants:
-    rows[variant.name] = _run_variant(config, setup, variant)
+  for prefix, model_config in model_configs(config):
+    setup = _setup(model_config, dataset, placement)
+    for variant in variants:
+      rows[prefix + variant.name] = _run_variant(config, setup, variant, prefix + variant.name)
   if workdir.is_primary():
-    _write_outputs(config, variants, rows)
+    _write_outputs(config, list(rows), rows)
   return {f"{name}/{k}": v for name, row in rows.items() for k, v in row.items()
           if not isinstance(v, list)}
 
@@ -141,7 +247,8 @@ def _setup(config: Any, dataset: sources.Dataset, placement: parallel.Placement)
   test_images = np.asarray(preprocess({"image": dataset.test_images},
                                       keys["test_binarization"])["image"])
   test_elbo = evaluators.TestELBO(model, likelihood, {"image": test_images},
-                                  config.eval_batch_size, keys["eval"], replicas=True)
+                                  config.eval_batch_size, keys["eval"], kl=test_kl(config),
+                                  replicas=True)
   return Setup(model, likelihood, dataset, optax.adam(config.learning_rate), preprocess,
                test_images, test_elbo, init_params, placement)
 
@@ -150,10 +257,11 @@ def _variant_dir(config: Any, name: str) -> str:
   return os.path.join(config.workdir, "variants", re.sub(r"[^A-Za-z0-9_.=-]", "_", name))
 
 
-def _run_variant(config: Any, setup: Setup, variant: elbo.Objective) -> dict:
-  """Trains one variant's seeds as vmapped replicas (resuming), then evaluates them."""
+def _run_variant(config: Any, setup: Setup, variant: elbo.Objective, row: str) -> dict:
+  """Trains one variant's seeds as vmapped replicas (resuming), then evaluates them; ``row``
+  names it (the variant, or MODEL:VARIANT) and its directory."""
   start = time.perf_counter()
-  vdir = _variant_dir(config, variant.name)
+  vdir = _variant_dir(config, row)
   os.makedirs(vdir, exist_ok=True)
   loss_fn = elbo.make_loss(setup.model, setup.likelihood, variant)
   keys = streams(config.seed)
@@ -167,7 +275,7 @@ def _run_variant(config: Any, setup: Setup, variant: elbo.Objective) -> dict:
   state = runner.train(
       config, state, step, {"image": setup.dataset.train_images}, run_dir=vdir,
       data_rng=keys["data"], preprocess=setup.preprocess,
-      placement=setup.placement, evaluate=setup.test_elbo, name=variant.name)
+      placement=setup.placement, evaluate=setup.test_elbo, name=row)
   return _evaluate_variant(config, setup, variant, loss_fn, state.params, vdir,
                            setup.test_elbo(state.params), start)
 
@@ -204,7 +312,7 @@ def _evaluate_variant(config, setup, variant, loss_fn, params, vdir, final, star
                 for e in snr_estimators(config)}
   per_seed = {k: [] for k in METRICS}
   per_seed.update({f"snr/{name}/{k}": [] for name in estimators for k in SNR_METRICS})
-  kl_per_dim = []
+  kl_per_dim, units_per_layer = [], []
   records = workdir.read_metrics(vdir)
   train_s, ex_per_s = runner.train_seconds(vdir), runner.steady_examples_per_s(vdir)
   for s in range(config.seeds):
@@ -217,8 +325,11 @@ def _evaluate_variant(config, setup, variant, loss_fn, params, vdir, final, star
     snr.update(_estimator_snr(estimators, p, snr_batch, keys["snr"](s), config.snr_draws,
                               mask))
     kl_per_dim.append(stats["kl_per_dim"].tolist())
+    if "active_units_per_layer" in stats:
+      units_per_layer.append(stats["active_units_per_layer"])
     values = {"test_ll": ll["log_px"], "test_nll": -ll["log_px"], "test_ll_se": ll["log_px_se"],
               "test_elbo": final["test_elbo"][s], "test_kl": final["test_kl"][s],
+              "gap": ll["log_px"] - ll["elbo"],
               "active_units": stats["active_units"], **snr, "train_s": train_s,
               "examples_per_s": ex_per_s, "wall_s": 0.0}
     for k, v in per_seed.items():
@@ -229,6 +340,8 @@ def _evaluate_variant(config, setup, variant, loss_fn, params, vdir, final, star
     row[k], row[f"{k}_std"] = runner.mean_and_std(v)
   row["per_seed"] = per_seed
   row["kl_per_dim"] = kl_per_dim
+  if units_per_layer:
+    row["active_units_per_layer"] = units_per_layer     # per seed, [z_1, ..., z_L]
   row["curve"] = [(r["epoch"], float(np.mean(r["test_elbo"])))
                   for r in records if "test_elbo" in r]
   if workdir.is_primary():
@@ -236,8 +349,7 @@ def _evaluate_variant(config, setup, variant, loss_fn, params, vdir, final, star
   return row
 
 
-def _write_outputs(config: Any, variants, rows: dict) -> None:
-  names = [v.name for v in variants]
+def _write_outputs(config: Any, names: list[str], rows: dict) -> None:
   flat = {f"{name}/{k}": v for name in names for k, v in rows[name].items()
           if not isinstance(v, list)}
   flat.update(dataset=config.dataset, epochs=config.epochs, seeds=config.seeds,
@@ -254,11 +366,13 @@ def _write_outputs(config: Any, variants, rows: dict) -> None:
   for name in names:
     table.append(f"| {name} | " + " | ".join(_cell(rows[name], k) for k in shown) + " |")
   table += _estimator_snr_tables(config, names, rows)
+  table += _models_table(config, names, rows)
   notes = " ".join([
       f"test_nll: -log p(x) by importance sampling with K={config.ll_samples} on",
       f"{config.ll_examples or 'all'} test examples (a fixed random subset when not all;",
       "nats; its Monte Carlo standard error is test_ll_se in results.json).",
-      "test_elbo / test_kl: single-sample ELBO with closed-form KL on the whole test set",
+      "test_elbo / test_kl: single-sample ELBO with closed-form KL (one-sample Monte Carlo",
+      "where the model has none) on the whole test set",
       "(binarized once with a fixed key under dynamic binarization; the same binarization",
       "for every metric and variant). active_units: dimensions with Cov_x(E_q[z_d|x]) >",
       "0.01. SNR: over snr_draws draws of the variant's own gradient estimator on one fixed",
@@ -279,6 +393,27 @@ def _write_outputs(config: Any, variants, rows: dict) -> None:
   plotting.save_curves(os.path.join(config.workdir, "curves.png"), epochs,
                        {name: [v for _, v in rows[name]["curve"]] for name in names},
                        xlabel="epoch", ylabel="test ELBO (nats, mean over seeds)")
+
+
+def _models_table(config: Any, names: list[str], rows: dict) -> list[str]:
+  """With ``models``: per architecture and variant, test NLL with its Monte Carlo standard
+  error, the ELBO, the gap log p(x) - ELBO (what a richer posterior or a hierarchy
+  closes: the IS estimate minus the mean log-weight of the same draws on the same
+  examples), active units and training seconds."""
+  if not parse_models(config.models):
+    return []
+  lines = ["", f"Architectures on equal footing ({config.epochs} epochs, {config.seeds} "
+           "seeds, mean ± std over seeds; NLL's ± is the importance-sampling standard error, "
+           "averaged over seeds):", "",
+           "| model | variant | test NLL | test ELBO | gap | active units | train s |",
+           "|---|---|---|---|---|---|---|"]
+  for name in names:
+    model, variant = name.split(":", 1)
+    row = rows[name]
+    lines.append(f"| {model} | {variant} | {row['test_nll']:.2f} ± {row['test_ll_se']:.2f} "
+                 f"| {_cell(row, 'test_elbo')} | {_cell(row, 'gap')} "
+                 f"| {_cell(row, 'active_units')} | {_cell(row, 'train_s')} |")
+  return lines
 
 
 def _cell(row: dict, key: str) -> str:

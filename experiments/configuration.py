@@ -219,6 +219,20 @@ def _fields() -> dict[str, Field]:
                      "Kingma et al. 2016); the flows need a Monte Carlo KL (kl=mc) and the "
                      "reparameterized gradient.", choice(models.POSTERIORS)),
       "flow_steps": F("posterior=planar or iaf: number of flow steps.", integer(1)),
+      "models": F("compare_elbos: architectures to train every variant on, comma-separated "
+                  "entries of diagonal, full_covariance, planar=K, iaf=K (K flow steps), "
+                  "two_layer=D (a stochastic layer of D units above z_1); each replaces the "
+                  "config's posterior / flow_steps / upper_latents. Empty: the config's own "
+                  "model.", parsed_by(_parse_models)),
+      "upper_latents": F("Stochastic layers above z_1 (which has latent_dim entries): their "
+                         "sizes d_2, ..., d_L, e.g. 50 for the two-layer model of Burda et al. "
+                         "2016 (latent_dim=100); empty: one stochastic layer. p(z_L) = N(0, I) "
+                         "and diagonal Gaussian links both ways; needs a Monte Carlo KL "
+                         "(kl=mc), the diagonal posterior and the standard normal prior.",
+                         integers(1, allow_empty=True)),
+      "upper_hidden": F("upper_latents: dense widths of each network between consecutive "
+                        "stochastic layers, q(z_l+1|z_l) and p(z_l|z_l+1) (the IWAE paper's "
+                        "100,100).", integers(1)),
       "gaussian_std": F("Standard deviation of p(x|z) for likelihood=gaussian_fixed.",
                         number(0.0, strict=True)),
       "quality_samples": F("Samples scored by the cached reference classifier (Frechet "
@@ -334,6 +348,11 @@ def fields() -> dict[str, Field]:
 
 
 # Conditions shared by every experiment that has the field.
+def _parse_models(text: str) -> Any:
+  from experiments import compare_elbos  # pylint: disable=import-outside-toplevel
+  return compare_elbos.parse_models(text)
+
+
 READ_IF = {
     "gaussian_std": ReadIf(lambda c: c.likelihood == "gaussian_fixed",
                            "likelihood=gaussian_fixed"),
@@ -341,6 +360,7 @@ READ_IF = {
     "image_size": ReadIf(lambda c: c.dataset == "celeb_a", "dataset=celeb_a"),
     "pseudo_inputs": ReadIf(lambda c: c.prior == "vamp", "prior=vamp"),
     "flow_steps": ReadIf(lambda c: c.posterior in ("planar", "iaf"), "posterior=planar or iaf"),
+    "upper_hidden": ReadIf(lambda c: bool(c.upper_latents), "upper_latents is not empty"),
 }
 
 
@@ -363,7 +383,23 @@ def _conv_image_size(config: Any) -> str | None:
 
 # Cross-field rules shared by every experiment that has the fields (each experiment may add
 # its own CHECKS); run by ``parse`` after each field's own check.
+def _hierarchy_fits(config: Any) -> str | None:
+  """A hierarchy of stochastic layers brings its own posterior and prior (chains of diagonal
+  Gaussians), and no closed-form KL."""
+  if not config.upper_latents:
+    return None
+  layers = ",".join(str(d) for d in config.upper_latents)
+  if config.posterior != "diagonal" or config.prior != "standard_normal":
+    return (f"config.upper_latents={layers}: a hierarchy of stochastic layers takes "
+            "posterior=diagonal and prior=standard_normal (its own chains of diagonal "
+            f"Gaussians; got posterior={config.posterior}, prior={config.prior})")
+  if "kl" in config and config.kl == "analytic":
+    return (f"config.kl=analytic: a hierarchy of stochastic layers (upper_latents={layers}) "
+            "has no closed-form KL; use kl=mc")
+
+
 SHARED_CHECKS = (
+    (("upper_latents", "posterior", "prior"), _hierarchy_fits),
     (("corruption", "noise_level"), _noise_level_in_range),
     (("dataset", "model", "image_size"), _conv_image_size),
 )

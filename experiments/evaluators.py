@@ -52,7 +52,8 @@ class LogLikelihood:
   ``num_samples`` proposals from q(z|x) (Burda et al. 2016), averaged over ``data``
   (images [n, H, W, C], or a dict with ``image`` and ``condition``): ``{"log_px": mean,
   "log_px_se": standard error of that mean}`` (the per-example Monte Carlo errors
-  combined). The batches run in about ``PROGRESS_STEPS`` compiled calls from a host loop
+  combined) and ``elbo``, the mean log-weight of the same draws (the ELBO on the same
+  examples, with ``num_samples`` samples). The batches run in about ``PROGRESS_STEPS`` compiled calls from a host loop
   (``loop.make_chunked_eval_fn``: the numbers of one call), so an evaluation longer than a
   few seconds shows a progress bar (``genjax.io.progress``)."""
 
@@ -76,7 +77,8 @@ class LogLikelihood:
                       delay=progress.EVAL_DELAY_S) as shown:
       out = jax.device_get(self._evaluate(params, *self._batches, rng, shown.update))
     return {"log_px": float(out["log_px"]),
-            "log_px_se": float(np.sqrt(out["log_px_var"] / self._n))}
+            "log_px_se": float(np.sqrt(out["log_px_var"] / self._n)),
+            "elbo": float(out["elbo"])}
 
 
 def test_subset(rng: jax.Array, n: int, total: int) -> np.ndarray:

@@ -45,7 +45,8 @@ RESUMABLE = frozenset({"epochs", "workdir", "data_dir", "eval_every", "checkpoin
 
 # Fields added after runs were written, with the value that computes what those runs did:
 # a stored config.json without them resumes (workdir.check_or_write_config's ``added``).
-ADDED_FIELDS = {"posterior": "diagonal", "flow_steps": 2, "snr_estimators": ""}
+ADDED_FIELDS = {"posterior": "diagonal", "flow_steps": 2, "snr_estimators": "",
+                "upper_latents": [], "upper_hidden": [100, 100]}
 
 
 def main(name: str, module: ModuleType, argv: list[str]) -> None:
@@ -148,11 +149,15 @@ def likelihood(config: Any) -> likelihoods.Likelihood:
 def build_vae(config: Any, image_shape: tuple[int, ...],
               likelihood: likelihoods.Likelihood) -> Any:
   """The latent-variable model of ``config.model`` / ``config.prior`` / ``config.posterior``
-  (``pseudo_inputs`` read only for the VampPrior, ``flow_steps`` only for a flow posterior)
-  whose decoder parameterizes ``likelihood``."""
+  / ``config.upper_latents`` (``pseudo_inputs`` read only for the VampPrior, ``flow_steps``
+  only for a flow posterior, ``upper_hidden`` only with stochastic layers above z_1) whose
+  decoder parameterizes ``likelihood``."""
   extra = {"num_pseudo_inputs": config.pseudo_inputs} if config.prior == "vamp" else {}
   if config.posterior in models.FLOW_POSTERIORS:
     extra["flow_steps"] = config.flow_steps
+  if config.upper_latents:
+    extra.update(upper_latents=tuple(config.upper_latents),
+                 upper_hidden=tuple(config.upper_hidden))
   return models.build_vae(config.model, image_shape, config.latent_dim, config.hidden,
                           image_shape[-1] * likelihood.params_per_channel, config.activation,
                           prior=config.prior, posterior=config.posterior, **extra)

@@ -176,3 +176,55 @@ def conditional_closed_form_elbo(params, batch):
   if not np.allclose(np.asarray(extra), 0, atol=1e-5):
     raise ValueError("conditional_closed_form_elbo needs u = -V enc_w (the exact family)")
   return closed_form_elbo(flat, shifted)
+
+
+# --- The two-layer twin: p(z_2) = N(0, I_2), p(z_1|z_2) = N(A z_2 + a, s_1^2 I_3),
+# p(x|z_1) = N(W^T z_1 + b, s^2 I_6); q(z_1|x) q(z_2|z_1) = p(z_1|x) p(z_2|z_1), exactly.
+
+DIM_Z2, NOISE_STD_1 = 2, 0.8
+
+
+def two_layer_exact_setup():
+  """(model, params, batch, log_px, joint): a ``HierarchicalVAE`` with linear links whose
+  q(z|x) is the exact posterior p(z_1|x) p(z_2|z_1) (p(z_2|z_1, x) = p(z_2|z_1): x depends
+  on z_2 only through z_1). A has orthogonal columns, so p(z_2|z_1) is diagonal, and W is
+  chosen so that p(z_1|x) is diagonal too: its precision C^-1 + W W^T / s^2 = c I, with
+  C = A A^T + s_1^2 I the prior covariance of z_1. ``joint`` = (mean, cov) of the prior
+  over [z_1, z_2] (for scipy). log_px: exact, from x's Gaussian marginal."""
+  from genjax.models.hierarchical import HierarchicalVAE  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(1)
+  a_cols, _ = np.linalg.qr(rng.normal(size=(DIM_Z, DIM_Z2)))
+  big_a = a_cols * np.array([1.5, 0.7])                           # [3, 2]
+  a = rng.normal(size=DIM_Z) * 0.5
+  s1, s = NOISE_STD_1, NOISE_STD
+  cov_z1 = big_a @ big_a.T + s1 ** 2 * np.eye(DIM_Z)
+  c = 1.0 / s1 ** 2 + 2.0                                          # > the largest eigenvalue of C^-1
+  target = s ** 2 * (c * np.eye(DIM_Z) - np.linalg.inv(cov_z1))    # = W W^T, positive definite
+  eigval, eigvec = np.linalg.eigh(target)
+  root = eigvec @ np.diag(np.sqrt(eigval)) @ eigvec.T
+  q_x, _ = np.linalg.qr(rng.normal(size=(DIM_X, DIM_Z)))
+  w = root @ q_x.T                                                 # [3, 6]: x = W^T z_1 + b
+  b = rng.normal(size=DIM_X)
+  post_cov = np.eye(DIM_Z) / c
+  # Row form: E[z_1|x] = (x - b) W^T / s^2 P^-1 + a C^-1 P^-1.
+  enc_w = w.T / s ** 2 @ post_cov
+  enc_b = -b @ enc_w + a @ np.linalg.inv(cov_z1) @ post_cov
+  prec_2 = np.eye(DIM_Z2) + big_a.T @ big_a / s1 ** 2               # diagonal
+  q2_w = big_a / s1 ** 2 @ np.linalg.inv(prec_2)                    # [3, 2]
+  q2 = {"w": np.concatenate([q2_w, np.zeros((DIM_Z, DIM_Z2))], 1),
+        "b": np.concatenate([-a @ q2_w, np.log(np.diag(np.linalg.inv(prec_2)))])}
+  p1 = {"w": np.concatenate([big_a.T, np.zeros((DIM_Z2, DIM_Z))], 1),
+        "b": np.concatenate([a, np.full(DIM_Z, np.log(s1 ** 2))])}
+  params = {"encoder": {"w": enc_w, "b": enc_b, "log_var": np.log(np.diag(post_cov))},
+            "decoder": {"w": w, "b": b},
+            "q_upper": {"link_0_layer_0_w": q2["w"], "link_0_layer_0_b": q2["b"]},
+            "p_lower": {"link_0_layer_0_w": p1["w"], "link_0_layer_0_b": p1["b"]}}
+  params = jax.tree.map(lambda v: jnp.asarray(v, jnp.float32), params)
+  x = rng.normal(size=(4, DIM_X)) + b
+  marginal = stats.multivariate_normal(b + a @ w, w.T @ cov_z1 @ w + s ** 2 * np.eye(DIM_X))
+  joint_mean = np.concatenate([a, np.zeros(DIM_Z2)])
+  joint_cov = np.block([[cov_z1, big_a], [big_a.T, np.eye(DIM_Z2)]])
+  model = HierarchicalVAE(LinearEncoder(), LinearDecoder(), DIM_Z + DIM_Z2, (DIM_Z, DIM_Z2),
+                          upper_hidden=())
+  batch = {"image": jnp.asarray(x.reshape(4, 1, 1, DIM_X), jnp.float32)}
+  return model, params, batch, marginal.logpdf(x), (joint_mean, joint_cov)

@@ -445,8 +445,13 @@ def test_the_config_fields_select_the_posterior_and_refuse_what_does_not_fit(tmp
   with pytest.raises(configuration.ConfigError, match="takes prior=standard_normal"):
     parse("train_vae", "--config.posterior=full_covariance", "--config.prior=vamp",
           "--config.kl=mc")
-  with pytest.raises(configuration.ConfigError, match="train flows with train_vae"):
-    parse("compare_elbos", "--config.posterior=iaf", "--config.variants=elbo_mc")
+  with pytest.raises(configuration.ConfigError, match="elbo, beta=0.5 need a closed-form KL, which "
+                                                      r"posterior=iaf \(this config\) has not"):
+    parse("compare_elbos", "--config.posterior=iaf")
+  with pytest.raises(configuration.ConfigError, match="elbo_stl evaluate log q"):
+    parse("compare_elbos", "--config.posterior=iaf", "--config.variants=elbo_mc,elbo_stl")
+  assert parse("compare_elbos", "--config.posterior=iaf", "--config.variants=elbo_mc,iwae=5",
+               "--config.flow_steps=3").config.flow_steps == 3
   assert parse("compare_elbos", "--config.posterior=full_covariance").config.posterior == (
       "full_covariance")
 

@@ -53,11 +53,13 @@ def likelihood(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 
 
 def latent(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Adds the latent-variable model's prior and posterior."""
+  """Adds the latent-variable model's prior and posterior (and stochastic layers above z)."""
   c.prior = "standard_normal"
   c.pseudo_inputs = 500
   c.posterior = "diagonal"
   c.flow_steps = 2
+  c.upper_latents = ()
+  c.upper_hidden = (100, 100)
   return c
 
 

@@ -34,6 +34,16 @@ def importance_sampled_log_likelihood(
   se = sqrt((K sum_k w~_k^2 - 1) / K) (the sample coefficient of variation of w over
   sqrt(K)). The estimate is biased low by about se^2 / 2 (Jensen), negligible when se is small.
   """
+  return _estimate(log_weights(model, likelihood, params, x, rng, num_samples, chunk_size,
+                               condition))
+
+
+def log_weights(model: nn.Module, likelihood: Likelihood, params: Any, x: jax.Array,
+                rng: jax.Array, num_samples: int, chunk_size: int = 500,
+                condition: jax.Array | None = None) -> jax.Array:
+  """log w_k = log p(x, z_k) - log q(z_k|x), z_k ~ q(z|x): [K, batch], drawn ``chunk_size``
+  at a time (``importance_sampled_log_likelihood``'s draws). Their mean over k is the ELBO
+  (K-sample Monte Carlo), their log-mean-exp the log-likelihood estimate."""
   chunk_size = min(chunk_size, num_samples)
   if num_samples % chunk_size:
     raise ValueError(f"num_samples={num_samples} must divide by chunk_size={chunk_size}")
@@ -43,7 +53,12 @@ def importance_sampled_log_likelihood(
     return elbo_losses.sample_terms(model, likelihood, params, x, key, chunk_size,
                                     condition=condition)["log_w"]
 
-  log_w = jax.lax.map(one_chunk, keys).reshape(num_samples, x.shape[0])   # [K, batch]
+  return jax.lax.map(one_chunk, keys).reshape(num_samples, x.shape[0])   # [K, batch]
+
+
+def _estimate(log_w: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """(log-mean-exp of log_w over axis 0, its delta-method standard error)."""
+  num_samples = log_w.shape[0]
   log_px = elbo_losses.log_mean_exp(log_w)
   normalized = jax.nn.softmax(log_w, axis=0)
   std_err = jnp.sqrt(jnp.maximum(num_samples * jnp.sum(normalized ** 2, 0) - 1.0, 0.0)
@@ -53,14 +68,16 @@ def importance_sampled_log_likelihood(
 
 def make_log_likelihood_fn(model: nn.Module, likelihood: Likelihood, num_samples: int = 5000,
                            chunk_size: int = 500):
-  """Per-example metrics for ``training.loop.make_eval_fn``: ``log_px`` and ``log_px_var`` (se^2).
-  A conditional model gets ``batch["condition"]``."""
+  """Per-example metrics for ``training.loop.make_eval_fn``: ``log_px`` and ``log_px_var`` (se^2)
+  of ``importance_sampled_log_likelihood``, and ``elbo``, the mean of the same log-weights
+  (the ELBO at those draws: log_px - elbo estimates the gap log p(x) - ELBO on the same
+  examples). A conditional model gets ``batch["condition"]``."""
 
   def metrics(params: Any, batch: Batch, rng: jax.Array) -> dict[str, jax.Array]:
-    log_px, se = importance_sampled_log_likelihood(model, likelihood, params, batch["image"],
-                                                   rng, num_samples, chunk_size,
-                                                   batch.get("condition"))
-    return {"log_px": log_px, "log_px_var": se ** 2}
+    log_w = log_weights(model, likelihood, params, batch["image"], rng, num_samples,
+                        chunk_size, batch.get("condition"))
+    log_px, se = _estimate(log_w)
+    return {"log_px": log_px, "log_px_var": se ** 2, "elbo": jnp.mean(log_w, 0)}
 
   return metrics
 
@@ -77,9 +94,12 @@ def posterior_statistics(model: nn.Module, params: Any, x: jax.Array,
   (``distributions.kl_divergence``; for N(0, I) these sum to the KL), else a Monte Carlo
   estimate with ``num_kl_samples`` (default ``KL_SAMPLES`` = 64) samples z ~ q(z|x) per
   example, drawn from ``rng`` (default PRNGKey(0), so the statistic is deterministic),
-  folded in by batch start index. Also ``mean_cov: [latent]`` (Cov_x(E_q[z_d|x]), from
+  folded in by batch start index; NaN where the marginals have no density (a hierarchy of
+  stochastic layers, a flow: their per-dimension marginals are mixtures). Also
+  ``mean_cov: [latent]`` (Cov_x(E_q[z_d|x]), from
   ``posterior.mean``) and ``active_units`` (how many dimensions have Cov_x(E_q[z_d|x]) >
-  0.01; Burda et al. 2016, Sec. 5.2).
+  0.01; Burda et al. 2016, Sec. 5.2), and for a hierarchy of stochastic layers
+  ``active_units_per_layer`` (the posterior's mean pass, see ``HierarchicalPosterior.mean``).
   """
   rng = jax.random.PRNGKey(0) if rng is None else rng
 
@@ -88,6 +108,10 @@ def posterior_statistics(model: nn.Module, params: Any, x: jax.Array,
     q, prior = protocol.posterior(model, p, xb, cb), protocol.prior(model, p)
     if D.has_closed_form_kl(q, prior):
       return q.mean, D.kl_divergence(q, prior, per_dim=True)
+    if isinstance(q, (D.HierarchicalPosterior, *D.FLOWS)) or isinstance(prior,
+                                                                     D.HierarchicalPrior):
+      # Per-dimension marginals of a hierarchy (or a flow) have no density here: NaN.
+      return q.mean, jnp.full(q.mean.shape, jnp.nan, q.mean.dtype)
     kl = jax.lax.map(lambda k: D.kl_divergence(q, prior, q.sample(k), per_dim=True),
                      jax.random.split(key, num_kl_samples))        # [samples, batch, latent]
     return q.mean, jnp.mean(kl, 0)
@@ -100,8 +124,15 @@ def posterior_statistics(model: nn.Module, params: Any, x: jax.Array,
     means.append(np.asarray(mean))
     kls.append(np.asarray(kl))
   means = np.concatenate(means)
-  return {"kl_per_dim": np.concatenate(kls).mean(0), "mean_cov": means.var(0),
-          "active_units": active_units(means)}
+  out = {"kl_per_dim": np.concatenate(kls).mean(0), "mean_cov": means.var(0),
+         "active_units": active_units(means)}
+  dims = getattr(protocol.posterior(model, params, x[:1], None if condition is None
+                                    else condition[:1]), "dims", None)
+  if dims is not None:   # a hierarchy: per stochastic layer (Burda et al. 2016, Table 2)
+    bounds = np.cumsum((0, *dims))
+    out["active_units_per_layer"] = [active_units(means[:, a:b])
+                                     for a, b in zip(bounds[:-1], bounds[1:])]
+  return out
 
 
 def active_units(posterior_means: np.ndarray, threshold: float = 0.01) -> int:

@@ -1,7 +1,8 @@
 """Flax linen modules: encoders, decoders and the models built from them.
 
 The latent-variable models (``VAE``, ``VampPriorVAE``, the richer posteriors of ``flows``:
-``FullCovarianceVAE``, ``PlanarFlowVAE``, ``IAFVAE``; ``CVAE``, ``M2``) implement
+``FullCovarianceVAE``, ``PlanarFlowVAE``, ``IAFVAE``; ``HierarchicalVAE``, stochastic layers
+z_1..z_L; ``CVAE``, ``M2``) implement
 ``protocol`` (posterior, prior, decode, encoder_params); callers use its helpers.
 
 Every convolution (the conv encoder, the conv decoder, the GAN) is ``layers.Conv`` /
@@ -25,6 +26,7 @@ from genjax.models.encoders import ConvEncoder, MLPEncoder
 from genjax.models import flows
 from genjax.models.flows import FullCovarianceVAE, IAFVAE, PlanarFlowVAE
 from genjax.models.gan import Discriminator, Generator
+from genjax.models.hierarchical import HierarchicalVAE
 from genjax.models.vae import VAE
 from genjax.models.vamp import VampPriorVAE
 
@@ -73,7 +75,9 @@ def _check(model: str, activation: str) -> None:
 def build_vae(model: str, image_shape: Sequence[int], latent_dim: int,
               hidden: Sequence[int], output_channels: int, activation: str = "relu",
               prior: str = "standard_normal", num_pseudo_inputs: int = 500,
-              posterior: str = "diagonal", flow_steps: int = 2) -> VAE:
+              posterior: str = "diagonal", flow_steps: int = 2,
+              upper_latents: Sequence[int] = (), upper_hidden: Sequence[int] = (100, 100)
+              ) -> VAE:
   """A VAE with MLP or conv encoder/decoder.
 
   ``hidden`` are the dense widths (the encoder's in order, the decoder's reversed);
@@ -84,8 +88,15 @@ def build_vae(model: str, image_shape: Sequence[int], latent_dim: int,
   (``FullCovarianceVAE``), ``planar`` or ``iaf`` (``flow_steps`` planar flows or IAF
   steps, ``PlanarFlowVAE`` / ``IAFVAE``; the IAF's context h(x) has max(16, 2 latent_dim)
   entries and its MADE layers twice that many units); a richer posterior takes the N(0, I)
-  prior.
+  prior. ``upper_latents`` = (d_2, ..., d_L) adds stochastic layers above z_1 (of
+  ``latent_dim`` entries), with ``upper_hidden`` dense widths between consecutive layers:
+  ``HierarchicalVAE`` (the IWAE paper's two-layer model is latent_dim=100,
+  upper_latents=(50,), hidden=(200, 200), upper_hidden=(100, 100), tanh); it takes the
+  diagonal posterior and the N(0, I) top prior of that model.
   """
+  if upper_latents:
+    return _hierarchical_vae(model, image_shape, latent_dim, hidden, output_channels,
+                             activation, prior, posterior, upper_latents, upper_hidden)
   if prior not in PRIORS:
     raise ValueError(f"prior={prior!r}: expected one of {', '.join(PRIORS)}")
   if posterior not in POSTERIORS:
@@ -100,6 +111,26 @@ def build_vae(model: str, image_shape: Sequence[int], latent_dim: int,
       raise ValueError(f"num_pseudo_inputs={num_pseudo_inputs} must be >= 1")
     return VampPriorVAE(encoder, decoder, latent_dim, tuple(image_shape), num_pseudo_inputs)
   return VAE(encoder, decoder, latent_dim)
+
+
+def _hierarchical_vae(model: str, image_shape: Sequence[int], latent_dim: int,
+                      hidden: Sequence[int], output_channels: int, activation: str,
+                      prior: str, posterior: str, upper_latents: Sequence[int],
+                      upper_hidden: Sequence[int]) -> HierarchicalVAE:
+  """``build_vae`` with stochastic layers above z_1 (models.hierarchical)."""
+  if prior != "standard_normal" or posterior != "diagonal":
+    raise ValueError(f"upper_latents={tuple(upper_latents)} (a hierarchy of stochastic "
+                     "layers) takes prior='standard_normal' and posterior='diagonal', its "
+                     f"own chain of diagonal Gaussians (got prior={prior!r}, "
+                     f"posterior={posterior!r})")
+  if any(d < 1 for d in upper_latents) or any(w < 1 for w in upper_hidden):
+    raise ValueError(f"upper_latents={tuple(upper_latents)} and upper_hidden="
+                     f"{tuple(upper_hidden)} must be positive")
+  _check(model, activation)
+  dims = (latent_dim, *upper_latents)
+  return HierarchicalVAE(build_encoder(model, latent_dim, hidden, activation),
+                         build_decoder(model, image_shape, hidden, output_channels, activation),
+                         sum(dims), tuple(dims), tuple(upper_hidden), activation)
 
 
 def _rich_posterior_vae(model: str, image_shape: Sequence[int], latent_dim: int,
