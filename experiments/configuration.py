@@ -168,8 +168,9 @@ class ReadIf:
 def _fields() -> dict[str, Field]:
   # Imported here: the library's own lists of allowed values (importing them starts JAX).
   from genjax import corruptions, likelihoods, models  # pylint: disable=import-outside-toplevel
+  from genjax.models import vaegan  # pylint: disable=import-outside-toplevel
   from genjax.data import sources, transforms  # pylint: disable=import-outside-toplevel
-  from genjax.losses import autoencoder, elbo, gan  # pylint: disable=import-outside-toplevel
+  from genjax.losses import autoencoder, elbo, gan, vq  # pylint: disable=import-outside-toplevel
   from genjax.training import parallel  # pylint: disable=import-outside-toplevel
   F = Field
   return {
@@ -202,8 +203,8 @@ def _fields() -> dict[str, Field]:
       "learning_rate": F("Adam learning rate.", number(0.0, strict=True)),
       "model": F("Encoder/decoder family.", choice(models.ARCHITECTURES)),
       "latent_dim": F("Latent dimensions.", integer(1)),
-      "hidden": F("Dense layer widths of the encoder (the decoder mirrors them), e.g. 400 "
-                  "or 200,200.", integers(1)),
+      "hidden": F("Dense layer widths of the encoder (the decoder mirrors them; train_vaegan's "
+                  "decoder is the DCGAN generator), e.g. 400 or 200,200.", integers(1)),
       "activation": F("Hidden activation.", choice(models.ACTIVATIONS)),
       "eval_every": F("Evaluate on the test set every N epochs (and at the end).", integer(1)),
       "eval_batch_size": F("Batch size of test-set evaluation.", integer(1)),
@@ -315,6 +316,33 @@ def _fields() -> dict[str, Field]:
                      "has twice as many).", integer(1)),
       "grid_every": F("Epochs between fixed-noise sample grids (and the last epoch).",
                       integer(1)),
+      # VAE-GAN.
+      "vaegan_gamma": F("Weight gamma of the feature-space reconstruction error L_llike in the "
+                        "VAE-GAN decoder's loss gamma L_llike - L_GAN (content against style; "
+                        "Larsen et al. 2016, Algorithm 1).", number(0.0)),
+      "feature_layer": F("The discriminator's conv layer l whose features Dis_l(x) the VAE-GAN "
+                         "reconstructs (1: first, 2: second).",
+                         integer(min(vaegan.FEATURE_LAYERS), max(vaegan.FEATURE_LAYERS))),
+      "e_learning_rate": F("Encoder Adam learning rate.", number(0.0, strict=True)),
+      # VQ-VAE and its PixelCNN prior.
+      "vq_width": F("Channels of the VQ-VAE's convolutions (encoder and decoder).",
+                    integer(1)),
+      "codebook_size": F("Codes K in the VQ-VAE's codebook (the categories of each grid "
+                         "position).", integer(2)),
+      "code_dim": F("Dimension D of each codebook vector (and of the encoder's output).",
+                    integer(1)),
+      "commitment_cost": F("Weight beta of the commitment loss beta ||z_e - sg[e]||^2 "
+                           "(van den Oord et al. 2017 use 0.25).", number(0.0)),
+      "codebook_update": F("How the codebook learns: loss (the codebook loss ||sg[z_e] - "
+                           "e||^2, by Adam) or ema (exponential moving averages of the codes' "
+                           "counts and sums, Appendix A.1).", choice(vq.CODEBOOK_UPDATES)),
+      "ema_decay": F("codebook_update=ema: decay gamma of the moving averages, in [0, 1).",
+                     _unit_interval),
+      "prior_epochs": F("Epochs of the PixelCNN prior on the trained VQ-VAE's codes.",
+                        integer(1)),
+      "prior_layers": F("Residual masked (type B) 3x3 layers of the PixelCNN prior, after "
+                        "its 5x5 type A layer.", integer(0)),
+      "prior_width": F("Channels of the PixelCNN prior's layers.", integer(1)),
       # Scaling study.
       "placements": F("Placements to measure (comma-separated).",
                       names(parallel.PLACEMENTS)),
@@ -329,6 +357,17 @@ def _fields() -> dict[str, Field]:
       "steps": F("Train steps per timed chunk.", integer(1)),
       "repeats": F("Timed chunks after the compiling one.", integer(1)),
   }
+
+
+def _parse_models(text: str) -> Any:
+  from experiments import compare_elbos  # pylint: disable=import-outside-toplevel
+  return compare_elbos.parse_models(text)
+
+
+def _unit_interval(v) -> str | None:
+  """A number in [0, 1) (a moving average's decay)."""
+  if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v < 1.0:
+    return "expected a number in [0, 1)"
 
 
 def _model_sizes(v) -> str | None:
@@ -348,11 +387,6 @@ def fields() -> dict[str, Field]:
 
 
 # Conditions shared by every experiment that has the field.
-def _parse_models(text: str) -> Any:
-  from experiments import compare_elbos  # pylint: disable=import-outside-toplevel
-  return compare_elbos.parse_models(text)
-
-
 READ_IF = {
     "gaussian_std": ReadIf(lambda c: c.likelihood == "gaussian_fixed",
                            "likelihood=gaussian_fixed"),

@@ -41,7 +41,7 @@ from genjax.training import step as train_step
 # Fields that may change between a run and its resumption (they do not change the math).
 RESUMABLE = frozenset({"epochs", "workdir", "data_dir", "eval_every", "checkpoint_every",
                        "checkpoint_every_steps", "checkpoint_every_minutes",
-                       "steps_per_chunk", "download", "parallel"})
+                       "steps_per_chunk", "download", "parallel", "prior_epochs"})
 
 # Fields added after runs were written, with the value that computes what those runs did:
 # a stored config.json without them resumes (workdir.check_or_write_config's ``added``).

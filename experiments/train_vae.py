@@ -115,7 +115,7 @@ def _write_figures(config: Any, model, likelihood, params, dataset, rng) -> None
   recon = likelihood.mean(model.apply({"params": params}, inputs))
   plotting.save_reconstructions(os.path.join(config.workdir, "reconstructions.png"), inputs,
                                 np.asarray(recon))
-  if config.latent_dim == 2:
+  if config.latent_dim == 2 and not config.upper_latents:   # z_1's prior is N(0, I) only
     _write_manifold(config, model, likelihood, params, dataset)
 
 

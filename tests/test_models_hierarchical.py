@@ -3,19 +3,22 @@ densities against scipy's Gaussians, every ELBO-lab bound exact at the exact pos
 a two-layer linear-Gaussian model, STL and DReG encoder gradients zero there, the IWAE
 paper's two-layer network, and the config fields."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy import stats
 
-from experiments import configuration
+from experiments import configuration, train_vae
 from experiments.configs import base
 from genjax import likelihoods, models
 from genjax.losses import elbo
 from genjax.metrics import likelihood as likelihood_metrics
 from genjax.models import protocol
 from tests import linear_gaussian as lg
+from tests.experiment_helpers import run_experiment, write_synthetic_mnist
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +163,19 @@ def test_the_config_fields_build_the_hierarchy_and_refuse_what_does_not_fit(tmp_
     configuration.parse("compare_elbos", [*run, "--config=experiments/configs/iwae_table1.py:two_layer",
                                           "--config.variants=elbo,iwae=5"])
   assert base.latent(base.run()).upper_latents == ()
+
+
+def test_train_vae_runs_a_two_layer_model(tmp_path):
+  """train_vae with a second stochastic layer: Monte Carlo KL, the IS log-likelihood and
+  prior samples through both layers (no manifold: z_1's prior is not N(0, I))."""
+  (tmp_path / "data").mkdir()
+  data = write_synthetic_mnist(tmp_path / "data", num_train=64, num_test=40)
+  results = run_experiment(train_vae, [
+      f"--workdir={tmp_path / 'run'}", f"--config.data_dir={data}",
+      "--config=experiments/configs/train_vae.py:smoke", "--config.kl=mc",
+      "--config.upper_latents=2", "--config.upper_hidden=4"])
+  config = json.loads((tmp_path / "run" / "config.json").read_text())
+  assert (config["upper_latents"], config["upper_hidden"]) == ([2], [4])
+  assert np.isfinite(results["test_elbo"]) and results["test_nll"] > 0
+  assert (tmp_path / "run" / "samples.png").exists()
+  assert not (tmp_path / "run" / "manifold.png").exists()

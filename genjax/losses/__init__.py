@@ -4,5 +4,6 @@
 ``elbo`` (the ELBO family: beta, warm-up, free bits, K samples, IWAE, and their gradient
 estimators), ``autoencoder`` (the (denoising) autoencoder's reconstruction loss),
 ``semi_supervised`` (classifier cross-entropy and M2), ``gan`` (GAN losses and the R1
-penalty).
+penalty), ``vq`` (the VQ-VAE's loss, EMA codebook and codebook statistics; its
+``loss_fn`` returns ``(scalar, (metrics, codebook statistics))``, and the code prior's NLL).
 """

@@ -2,10 +2,11 @@
 
 The latent-variable models (``VAE``, ``VampPriorVAE``, the richer posteriors of ``flows``:
 ``FullCovarianceVAE``, ``PlanarFlowVAE``, ``IAFVAE``; ``HierarchicalVAE``, stochastic layers
-z_1..z_L; ``CVAE``, ``M2``) implement
+z_1..z_L; ``CVAE``, ``M2``; ``VAEGAN``, whose decoder is a GAN's generator) implement
 ``protocol`` (posterior, prior, decode, encoder_params); callers use its helpers.
 
-Every convolution (the conv encoder, the conv decoder, the GAN) is ``layers.Conv`` /
+Every convolution (the conv encoder, the conv decoder, the GAN, the ``VQVAE``; the
+``PixelCNN``'s masked ones through ``layers.conv``) is ``layers.Conv`` /
 ``layers.ConvTranspose``: ``nn.Conv`` / ``nn.ConvTranspose``'s parameters and function,
 computed as patch matrix products on CPU and natively elsewhere, chosen in one place,
 ``layers.implementation()`` (override: ``GENJAX_CONV=patches|native``).
@@ -29,6 +30,9 @@ from genjax.models.gan import Discriminator, Generator
 from genjax.models.hierarchical import HierarchicalVAE
 from genjax.models.vae import VAE
 from genjax.models.vamp import VampPriorVAE
+from genjax.models.vaegan import VAEGAN
+from genjax.models.vqvae import VQVAE
+from genjax.models.pixelcnn import PixelCNN
 
 ARCHITECTURES = ("mlp", "conv")
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
@@ -203,9 +207,20 @@ def build_gan(image_shape: Sequence[int], latent_dim: int,
   return Generator(tuple(image_shape), latent_dim, width), Discriminator(width)
 
 
+def build_vaegan(image_shape: Sequence[int], latent_dim: int, hidden: Sequence[int],
+                 width: int = 64) -> VAEGAN:
+  """A VAE-GAN (Larsen et al. 2016): the conv VAE's encoder (dense widths ``hidden``), the
+  DCGAN's generator as decoder and its discriminator (base width ``width``), for (H, W, C)
+  images, H x W in ``GAN_IMAGE_SIZES``."""
+  generator, discriminator = build_gan(image_shape, latent_dim, width)
+  return VAEGAN(build_encoder("conv", latent_dim, hidden), generator, discriminator,
+                latent_dim)
+
+
 __all__ = ["ARCHITECTURES", "ACTIVATIONS", "Autoencoder", "CVAE", "Classifier", "ConvDecoder",
            "ConvEncoder", "Discriminator", "FLOW_POSTERIORS", "FullCovarianceVAE",
            "GAN_IMAGE_SIZES", "Generator", "IAFVAE", "M2", "MLPDecoder", "MLPEncoder",
-           "POSTERIORS", "PRIORS", "PlanarFlowVAE", "VAE", "VampPriorVAE", "build_autoencoder",
-           "build_classifier", "build_cvae", "build_decoder", "build_encoder", "build_gan",
-           "build_m2", "build_vae"]
+           "POSTERIORS", "PRIORS", "PlanarFlowVAE", "VAE", "VAEGAN", "VampPriorVAE",
+           "build_autoencoder", "build_classifier", "build_cvae", "build_decoder",
+           "build_encoder", "build_gan", "build_m2", "build_vae", "build_vaegan",
+           "PixelCNN", "VQVAE"]

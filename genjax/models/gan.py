@@ -53,14 +53,20 @@ class Discriminator(nn.Module):
   with leaky ReLU, then a dense layer.
 
   x: [batch, H, W, C], pixels in [0, 1] (mapped to [-1, 1] first) -> logits: [batch].
-  D(x) = sigmoid(logit) is the probability that x is real.
+  D(x) = sigmoid(logit) is the probability that x is real. With ``return_features`` it
+  returns ``(logits, (h_1, h_2))`` as well: each convolution's output after its leaky ReLU,
+  h_1: [batch, H/2, W/2, width], h_2: [batch, H/4, W/4, 2*width] (the hidden layers
+  Dis_l(x) in which a VAE-GAN compares images, ``models.vaegan``).
   """
   width: int = 64
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    h = 2.0 * x - 1.0
+  def __call__(self, x: jax.Array, return_features: bool = False
+               ) -> jax.Array | tuple[jax.Array, tuple[jax.Array, ...]]:
+    h, hidden = 2.0 * x - 1.0, []
     for features in (self.width, 2 * self.width):
       h = Conv(features, 4, stride=2)(h)
       h = nn.leaky_relu(h, LEAKY_SLOPE)
-    return jnp.squeeze(nn.Dense(1)(h.reshape(x.shape[0], -1)), -1)
+      hidden.append(h)
+    logits = jnp.squeeze(nn.Dense(1)(h.reshape(x.shape[0], -1)), -1)
+    return (logits, tuple(hidden)) if return_features else logits
