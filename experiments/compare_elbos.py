@@ -403,14 +403,14 @@ def _models_table(config: Any, names: list[str], rows: dict) -> list[str]:
   if not parse_models(config.models):
     return []
   lines = ["", f"Architectures on equal footing ({config.epochs} epochs, {config.seeds} "
-           "seeds, mean ± std over seeds; NLL's ± is the importance-sampling standard error, "
-           "averaged over seeds):", "",
-           "| model | variant | test NLL | test ELBO | gap | active units | train s |",
-           "|---|---|---|---|---|---|---|"]
+           "seeds, mean ± std over seeds; IS s.e.: the importance-sampling standard error of "
+           "the test NLL, averaged over seeds):", "",
+           "| model | variant | test NLL | IS s.e. | test ELBO | gap | active units | train s |",
+           "|---|---|---|---|---|---|---|---|"]
   for name in names:
     model, variant = name.split(":", 1)
     row = rows[name]
-    lines.append(f"| {model} | {variant} | {row['test_nll']:.2f} ± {row['test_ll_se']:.2f} "
+    lines.append(f"| {model} | {variant} | {_cell(row, 'test_nll')} | {row['test_ll_se']:.3f} "
                  f"| {_cell(row, 'test_elbo')} | {_cell(row, 'gap')} "
                  f"| {_cell(row, 'active_units')} | {_cell(row, 'train_s')} |")
   return lines
