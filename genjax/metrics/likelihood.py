@@ -126,9 +126,8 @@ def posterior_statistics(model: nn.Module, params: Any, x: jax.Array,
   means = np.concatenate(means)
   out = {"kl_per_dim": np.concatenate(kls).mean(0), "mean_cov": means.var(0),
          "active_units": active_units(means)}
-  dims = getattr(protocol.posterior(model, params, x[:1], None if condition is None
-                                    else condition[:1]), "dims", None)
-  if dims is not None:   # a hierarchy: per stochastic layer (Burda et al. 2016, Table 2)
+  dims = getattr(model, "latent_dims", None)   # a hierarchy (models.HierarchicalVAE)
+  if dims:   # per stochastic layer (Burda et al. 2016, Table 2)
     bounds = np.cumsum((0, *dims))
     out["active_units_per_layer"] = [active_units(means[:, a:b])
                                      for a, b in zip(bounds[:-1], bounds[1:])]

@@ -213,8 +213,8 @@ def build_vaegan(image_shape: Sequence[int], latent_dim: int, hidden: Sequence[i
   DCGAN's generator as decoder and its discriminator (base width ``width``), for (H, W, C)
   images, H x W in ``GAN_IMAGE_SIZES``."""
   generator, discriminator = build_gan(image_shape, latent_dim, width)
-  return VAEGAN(build_encoder("conv", latent_dim, hidden), generator, discriminator,
-                latent_dim)
+  return VAEGAN(build_encoder("conv", latent_dim, hidden), generator, latent_dim,
+                discriminator=discriminator)
 
 
 __all__ = ["ARCHITECTURES", "ACTIVATIONS", "Autoencoder", "CVAE", "Classifier", "ConvDecoder",

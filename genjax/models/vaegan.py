@@ -14,13 +14,10 @@ parameter entries ``PLAYERS``; each is trained on its own loss (``losses.vaegan`
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import flax.linen as nn
 import jax
 
-from genjax import distributions as D
-from genjax.models.protocol import check_condition
+from genjax.models.vae import VAE
 
 # The top-level parameter entries, one per player of Larsen et al.'s Algorithm 1.
 PLAYERS = ("encoder", "decoder", "discriminator")
@@ -28,32 +25,13 @@ PLAYERS = ("encoder", "decoder", "discriminator")
 FEATURE_LAYERS = (1, 2)
 
 
-class VAEGAN(nn.Module):
-  """q(z|x) = N(mean(x), diag(exp(log_var(x)))), p(z) = N(0, I), x~ = Dec(z), Dis(x).
-
-  x: [batch, H, W, C] in [0, 1]; z: [batch, latent_dim]; ``decoder`` maps z to images
-  [batch, H, W, C] in [0, 1]; ``discriminator(x, return_features=True)`` returns
-  (logits [batch], hidden layers). Unconditional: ``condition`` must be None.
+class VAEGAN(VAE):
+  """The VAE's q(z|x) = N(mean(x), diag(exp(log_var(x)))), p(z) = N(0, I) and decode
+  (``models.vae.VAE``), with ``decoder`` the image Dec(z) in [0, 1] ([batch, H, W, C]), and
+  a discriminator: ``discriminator(x, return_features=True)`` returns (logits [batch],
+  hidden layers). Unconditional: ``condition`` must be None.
   """
-  encoder: nn.Module
-  decoder: nn.Module
   discriminator: nn.Module
-  latent_dim: int
-  encoder_params: ClassVar[tuple[str, ...]] = ("encoder",)
-
-  def posterior(self, x: jax.Array, condition: jax.Array | None = None) -> D.DiagonalGaussian:
-    """q(z|x): mean, log_var [batch, latent_dim] from the encoder."""
-    check_condition(self, condition, conditional=False)
-    return D.DiagonalGaussian(*self.encoder(x))
-
-  def prior(self) -> D.Distribution:
-    """p(z) = N(0, I_latent_dim)."""
-    return D.StandardNormal(self.latent_dim)
-
-  def decode(self, z: jax.Array, condition: jax.Array | None = None) -> jax.Array:
-    """The image Dec(z) in [0, 1]: [batch, H, W, C]."""
-    check_condition(self, condition, conditional=False)
-    return self.decoder(z)
 
   def discriminate(self, x: jax.Array) -> tuple[jax.Array, tuple[jax.Array, ...]]:
     """(logits [batch], (Dis_1(x), Dis_2(x), ...)): D(x) = sigmoid(logit) is the
