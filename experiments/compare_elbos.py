@@ -9,9 +9,13 @@ the median over parameters and the SNR along the mean gradient, for encoder and 
 and, at the same parameters, batch and noise, of every estimator in ``snr_estimators``
 (e.g. iwae=1,...,iwae=500: the SNR-vs-K curves of Rainforth et al. 2018). Writes results.md
 / results.json / results.csv, curves.png (test ELBO vs epoch) and, per variant,
-variants/NAME/ with its checkpoints and metrics.jsonl. Configs:
-experiments/configs/compare_elbos.py, iwae_table1.py (the IWAE paper's Table 1 protocol)
-and snr_vs_k.py (gradient SNR vs K for IWAE and DReG).
+variants/NAME/ with its checkpoints and metrics.jsonl. With ``models`` (``parse_models``:
+diagonal, full_covariance, planar=K, iaf=K, two_layer=D) every variant trains on each of
+those architectures, rows MODEL:VARIANT, plus a table of test NLL, IS standard error, ELBO,
+the gap log p(x) - ELBO, active units and time. Configs: experiments/configs/
+compare_elbos.py, iwae_table1.py (the IWAE paper's Table 1 protocol; :two_layer its
+two-stochastic-layer column), snr_vs_k.py (gradient SNR vs K for IWAE and DReG) and
+compare_posteriors.py (richer posteriors and a second stochastic layer on equal footing).
 """
 
 from __future__ import annotations
