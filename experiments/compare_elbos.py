@@ -37,9 +37,10 @@ from genjax import likelihoods, models
 from genjax.data import sources
 from genjax.io import plotting, workdir
 from genjax.losses import elbo
+from genjax.metrics import curves
 from genjax.metrics import likelihood as likelihood_metrics
 from genjax.models import protocol
-from genjax.training import parallel
+from genjax.training import parallel, schedules
 from genjax.training import state as train_state
 from genjax.training import step as train_step
 
@@ -76,7 +77,8 @@ def streams(seed: int) -> dict[str, Any]:
           "state": lambda s: jax.random.fold_in(jax.random.PRNGKey(seed), s + 1000),
           "test_binarization": fixed(10_000), "eval": fixed(10_001), "data": fixed(20_000),
           "snr_batch": fixed(30_000), "log_likelihood": lambda s: fixed(40_000 + s),
-          "snr": lambda s: jax.random.PRNGKey(s), "ll_subset": fixed(50_000)}
+          "snr": lambda s: jax.random.PRNGKey(s), "ll_subset": fixed(50_000),
+          "curve_ll": lambda s: fixed(60_000 + s)}
 
 
 # ``models``: the architectures every variant trains on, by name (empty: the config's own).
@@ -198,7 +200,35 @@ def test_kl(config: Any) -> str:
   return "mc" if no_closed_form else "analytic"
 
 
-CHECKS = (_models_fit,)
+def parse_paper_nll(text: str) -> dict[str, float]:
+  """``paper_nll`` -> {variant: the paper's test NLL}: comma-separated ``VARIANT:NLL``
+  (e.g. ``elbo_mc:86.76,iwae=5:85.54``). ValueError naming the bad entry."""
+  numbers = {}
+  for entry in (e.strip() for e in text.split(",") if e.strip()):
+    name, _, value = entry.rpartition(":")
+    try:
+      numbers[name.strip()] = float(value)
+    except ValueError:
+      raise ValueError(f"{entry!r} is not VARIANT:NLL (e.g. iwae=5:85.54)") from None
+    if not name.strip() or not np.isfinite(numbers[name.strip()]):
+      raise ValueError(f"{entry!r} is not VARIANT:NLL (e.g. iwae=5:85.54)")
+  return numbers
+
+
+def _paper_nll_names(config: Any) -> str | None:
+  """Every ``paper_nll`` entry names a trained variant (as ``variants`` spells it)."""
+  try:
+    numbers = parse_paper_nll(config.paper_nll)
+  except ValueError as e:
+    return f"config.paper_nll: {e}"
+  known = [v.name for v in elbo.parse_variants(config.variants)]
+  unknown = [n for n in numbers if n not in known]
+  if unknown:
+    return (f"config.paper_nll: {', '.join(unknown)} not among the variants "
+            f"({', '.join(known)})")
+
+
+CHECKS = (_models_fit, _paper_nll_names)
 
 
 def _own_model(config: Any) -> bool:
@@ -220,6 +250,8 @@ READ_IF = {
         "models is empty and posterior=planar or iaf"),
     "upper_hidden": configuration.ReadIf(_reads_upper_hidden,
                                          "upper_latents or a two_layer=D entry of models"),
+    "paper_nll": configuration.ReadIf(lambda c: c.curve_ll_samples > 0,
+                                      "curve_ll_samples > 0 (passes to each paper number)"),
 }
 
 
@@ -253,8 +285,18 @@ def _setup(config: Any, dataset: sources.Dataset, placement: parallel.Placement)
   test_elbo = evaluators.TestELBO(model, likelihood, {"image": test_images},
                                   config.eval_batch_size, keys["eval"], kl=test_kl(config),
                                   replicas=True)
-  return Setup(model, likelihood, dataset, optax.adam(config.learning_rate), preprocess,
-               test_images, test_elbo, init_params, placement)
+  return Setup(model, likelihood, dataset, optimizer(config, len(dataset.train_images)),
+               preprocess, test_images, test_elbo, init_params, placement)
+
+
+def optimizer(config: Any, num_train: int) -> optax.GradientTransformation:
+  """Adam at ``learning_rate`` with epsilon ``adam_eps``, the rate constant or on the IWAE
+  paper's schedule (``lr_schedule=iwae``: ``schedules.iwae_learning_rate``, a pass being
+  num_train // batch_size steps, as ``runner.train`` counts an epoch)."""
+  rate = config.learning_rate
+  if config.lr_schedule == "iwae":
+    rate = schedules.iwae_learning_rate(rate, num_train // config.batch_size)
+  return optax.adam(rate, eps=config.adam_eps)
 
 
 def _variant_dir(config: Any, name: str) -> str:
@@ -279,9 +321,35 @@ def _run_variant(config: Any, setup: Setup, variant: elbo.Objective, row: str) -
   state = runner.train(
       config, state, step, {"image": setup.dataset.train_images}, run_dir=vdir,
       data_rng=keys["data"], preprocess=setup.preprocess,
-      placement=setup.placement, evaluate=setup.test_elbo, name=row)
+      placement=setup.placement, evaluate=_curve_evaluator(config, setup), name=row)
   return _evaluate_variant(config, setup, variant, loss_fn, state.params, vdir,
                            setup.test_elbo(state.params), start)
+
+
+def _ll_subset(config: Any, setup: Setup) -> np.ndarray:
+  """The test images of the importance-sampled NLL (``ll_examples``; all for 0)."""
+  n = min(config.ll_examples or len(setup.test_images), len(setup.test_images))
+  return setup.test_images[evaluators.test_subset(streams(config.seed)["ll_subset"], n,
+                                                  len(setup.test_images))]
+
+
+def _curve_evaluator(config: Any, setup: Setup):
+  """What training logs every ``eval_every`` epochs: the test ELBO of every seed and, with
+  ``curve_ll_samples`` > 0, ``test_nll_curve``: each seed's -log p(x) by importance sampling
+  with K = curve_ll_samples on the ``ll_examples`` subset (the learning curve of test NLL
+  against passes; the same keys at every evaluation)."""
+  if not config.curve_ll_samples:
+    return setup.test_elbo
+  log_likelihood = evaluators.LogLikelihood(setup.model, setup.likelihood,
+                                            _ll_subset(config, setup), config.curve_ll_samples)
+  keys = streams(config.seed)
+
+  def evaluate(params) -> dict:
+    nll = [-log_likelihood(_unstack(params, s), keys["curve_ll"](s))["log_px"]
+           for s in range(config.seeds)]
+    return {**setup.test_elbo(params), "test_nll_curve": nll}
+
+  return evaluate
 
 
 def _unstack(tree, i):
@@ -303,11 +371,9 @@ def _estimator_snr(estimators: dict, params, batch, rng, num_draws: int, mask) -
 
 def _evaluate_variant(config, setup, variant, loss_fn, params, vdir, final, start) -> dict:
   """Per-seed test metrics of one variant, then their mean and std over seeds."""
-  n = min(config.ll_examples or len(setup.test_images), len(setup.test_images))
   keys = streams(config.seed)
-  subset = evaluators.test_subset(keys["ll_subset"], n, len(setup.test_images))
   log_likelihood = evaluators.LogLikelihood(setup.model, setup.likelihood,
-                                            setup.test_images[subset], config.ll_samples)
+                                            _ll_subset(config, setup), config.ll_samples)
   snr_batch = jax.device_put(
       {"image": setup.preprocess({"image": setup.dataset.train_images[:config.snr_batch]},
                                  keys["snr_batch"])["image"],
@@ -342,12 +408,24 @@ def _evaluate_variant(config, setup, variant, loss_fn, params, vdir, final, star
   row = {}
   for k, v in per_seed.items():
     row[k], row[f"{k}_std"] = runner.mean_and_std(v)
+  # The standard error of the mean NLL over seeds (training's spread, not Monte Carlo's).
+  row["test_nll_seed_se"] = row["test_nll_std"] / np.sqrt(config.seeds)
   row["per_seed"] = per_seed
   row["kl_per_dim"] = kl_per_dim
   if units_per_layer:
     row["active_units_per_layer"] = units_per_layer     # per seed, [z_1, ..., z_L]
   row["curve"] = [(r["epoch"], float(np.mean(r["test_elbo"])))
                   for r in records if "test_elbo" in r]
+  if config.curve_ll_samples:
+    row["nll_curve"] = [(r["epoch"], list(r["test_nll_curve"]))
+                        for r in records if "test_nll_curve" in r]
+    target = parse_paper_nll(config.paper_nll).get(variant.name)
+    if target is not None:
+      passes = [e for e, _ in row["nll_curve"]]
+      means = [float(np.mean(v)) for _, v in row["nll_curve"]]
+      row["paper_nll"] = target
+      row["passes_to_paper"] = (curves.passes_to_reach(passes, means, target)
+                                if len(passes) >= 2 else None)
   if workdir.is_primary():
     workdir.write_json(os.path.join(vdir, "results.json"), row)
   return row
@@ -369,6 +447,7 @@ def _write_outputs(config: Any, names: list[str], rows: dict) -> None:
   table = ["| variant | " + " | ".join(shown) + " |", "|---" * (len(shown) + 1) + "|"]
   for name in names:
     table.append(f"| {name} | " + " | ".join(_cell(rows[name], k) for k in shown) + " |")
+  table += _reproduction_table(config, names, rows)
   table += _estimator_snr_tables(config, names, rows)
   table += _models_table(config, names, rows)
   notes = " ".join([
@@ -397,6 +476,40 @@ def _write_outputs(config: Any, names: list[str], rows: dict) -> None:
   plotting.save_curves(os.path.join(config.workdir, "curves.png"), epochs,
                        {name: [v for _, v in rows[name]["curve"]] for name in names},
                        xlabel="epoch", ylabel="test ELBO (nats, mean over seeds)")
+  if config.curve_ll_samples:
+    plotting.save_learning_curves(
+        os.path.join(config.workdir, "nll_curves.png"),
+        {name: ([e for e, _ in rows[name]["nll_curve"]],
+                [np.mean(v) for _, v in rows[name]["nll_curve"]],
+                [_seed_se(v) for _, v in rows[name]["nll_curve"]]) for name in names},
+        parse_paper_nll(config.paper_nll), xlabel="passes over the training set (log)",
+        ylabel=f"test NLL, K={config.curve_ll_samples} (nats)",
+        title=f"mean ± s.e. over {config.seeds} seeds; dashed: the paper")
+
+
+def _seed_se(values: list[float]) -> float:
+  return runner.mean_and_std(values)[1] / np.sqrt(len(values))
+
+
+def _reproduction_table(config: Any, names: list[str], rows: dict) -> list[str]:
+  """With ``paper_nll``: each variant's test NLL (mean ± standard error over seeds), the
+  paper's, and the passes at which the learning curve's log-linear tail would reach it."""
+  numbers = parse_paper_nll(config.paper_nll) if config.curve_ll_samples else {}
+  if not numbers:
+    return []
+  lines = ["", f"Against the paper ({config.epochs} passes here, {config.seeds} seeds; test "
+           f"NLL mean ± standard error over seeds; passes to the paper's number: where the "
+           f"straight line through the last 3 points of the K={config.curve_ll_samples} "
+           "curve against log passes reaches it, an extrapolation):", "",
+           "| variant | test NLL | paper | passes to the paper's number |", "|---|---|---|---|"]
+  for name in names:
+    row = rows[name]
+    paper = numbers.get(name)
+    reach = row.get("passes_to_paper")
+    lines.append(f"| {name} | {row['test_nll']:.2f} ± {row['test_nll_seed_se']:.2f} | "
+                 f"{'—' if paper is None else f'{paper:.2f}'} | "
+                 f"{'—' if reach is None else f'{reach:,.0f}'} |")
+  return lines
 
 
 def _models_table(config: Any, names: list[str], rows: dict) -> list[str]:

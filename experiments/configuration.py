@@ -165,6 +165,15 @@ class ReadIf:
   description: str
 
 
+BUDGETS = ("machine", "paper")
+LR_SCHEDULES = ("constant", "iwae")
+
+
+def _field_values(v) -> str | None:
+  if not hasattr(v, "keys"):
+    return "expected config fields with values (a ConfigDict)"
+
+
 def _fields() -> dict[str, Field]:
   # Imported here: the library's own lists of allowed values (importing them starts JAX).
   from genjax import corruptions, likelihoods, models  # pylint: disable=import-outside-toplevel
@@ -201,6 +210,18 @@ def _fields() -> dict[str, Field]:
                       "once; continuous: keep grey levels.", choice(transforms.PREPROCESSING)),
       # Models with an encoder / decoder.
       "learning_rate": F("Adam learning rate.", number(0.0, strict=True)),
+      "adam_eps": F("Adam's epsilon (added to the root of the second moment; optax's default "
+                    "1e-8, the IWAE paper's 1e-4).", number(0.0, strict=True)),
+      "lr_schedule": F("Learning-rate schedule: constant, or iwae (Burda et al. 2016, Sec. 5: "
+                       "learning_rate * 10^(-i/7) for 3^i passes, i = 0..7, 3,280 passes in "
+                       "all; genjax.training.schedules).", choice(LR_SCHEDULES)),
+      # Reproduction configs (experiments/configs/base.budget).
+      "budget": F("machine: the config as written, sized for a 2-core CPU; paper: with "
+                  "paper_budget's values (the paper's budget, e.g. its number of passes).",
+                  choice(BUDGETS)),
+      "paper_budget": F("The fields budget=paper sets, and their values (empty: the config "
+                        "has no paper budget). Override one with "
+                        "--config.paper_budget.FIELD=VALUE.", _field_values),
       "model": F("Encoder/decoder family.", choice(models.ARCHITECTURES)),
       "latent_dim": F("Latent dimensions.", integer(1)),
       "hidden": F("Dense layer widths of the encoder (the decoder mirrors them; train_vaegan's "
@@ -261,6 +282,14 @@ def _fields() -> dict[str, Field]:
                        "subset (0: the whole test set).", integer(0)),
       "snr_draws": F("Gradient draws for the gradient SNR.", integer(2)),
       "snr_batch": F("Fixed training batch for the gradient SNR.", integer(1)),
+      "curve_ll_samples": F("compare_elbos: K of a test NLL (importance sampling on the "
+                            "ll_examples subset) logged at every evaluation (eval_every "
+                            "epochs): the learning curve of test NLL against passes, "
+                            "nll_curves.png; 0: off.", integer(0)),
+      "paper_nll": F("compare_elbos: a paper's test NLL per variant, comma-separated "
+                     "VARIANT:NLL (e.g. iwae=5:85.54): drawn on nll_curves.png, with the "
+                     "passes at which each learning curve would reach it.",
+                     parsed_by(_parse_paper_nll)),
       "snr_estimators": F("Gradient estimators (ELBO-lab variants, comma-separated) whose SNR "
                           "is also measured at each trained variant's final parameters, on "
                           "the same batch and draws (e.g. iwae=1,iwae=50,iwae_dreg=50: SNR vs "
@@ -357,6 +386,11 @@ def _fields() -> dict[str, Field]:
       "steps": F("Train steps per timed chunk.", integer(1)),
       "repeats": F("Timed chunks after the compiling one.", integer(1)),
   }
+
+
+def _parse_paper_nll(text: str) -> Any:
+  from experiments import compare_elbos  # pylint: disable=import-outside-toplevel
+  return compare_elbos.parse_paper_nll(text)
 
 
 def _parse_models(text: str) -> Any:
@@ -501,7 +535,7 @@ def parse(experiment: str, argv: list[str], read_if: Mapping[str, ReadIf] | None
   spec = _config_spec(argv, experiment)
   defaults = load_config_file(str(default_config_path(experiment).relative_to(ROOT)))
   loaded = load_config_file(spec)
-  for name in list(loaded.keys()) + _overrides(argv):
+  for name in list(loaded.keys()) + [o.split(".")[0] for o in _overrides(argv)]:
     if name not in defaults:
       close = difflib.get_close_matches(name, list(defaults.keys()), n=1)
       hint = f" (did you mean {close[0]}?)" if close else ""
@@ -540,7 +574,7 @@ def parse(experiment: str, argv: list[str], read_if: Mapping[str, ReadIf] | None
   if not values.workdir:
     raise ConfigError("--workdir=DIR is required")
   _check_workdir(values.workdir)
-  config = values.config
+  config = apply_budget(values.config, _overrides(argv))
   validate(experiment, config, defaults, read_if)
   shared = [check for names, check in SHARED_CHECKS if all(n in config for n in names)]
   for check in [*shared, *getattr(module, "CHECKS", ())]:   # cross-field rules
@@ -551,6 +585,33 @@ def parse(experiment: str, argv: list[str], read_if: Mapping[str, ReadIf] | None
   resolved.workdir = values.workdir
   run_flags = {name: values[name].value for name in RUN_FLAGS if name not in ("config",)}
   return Invocation(ml_collections.FrozenConfigDict(resolved), spec, run_flags)
+
+
+def apply_budget(config: Any, overridden: Iterable[str] = ()) -> Any:
+  """``config`` with ``paper_budget``'s values when ``budget=paper`` (else as it is).
+
+  ConfigError, naming the field, for ``budget=paper`` without a paper budget, a
+  ``paper_budget`` entry that is not a field, or a field set on the command line
+  (``overridden``) to another value than the paper budget's.
+  """
+  if "budget" not in config or config.budget != "paper":
+    return config
+  paper = dict(config.paper_budget)
+  if not paper:
+    raise ConfigError("config.budget=paper: this config has no paper budget (its "
+                      "paper_budget is empty); use budget=machine")
+  changes = {}
+  for name, value in paper.items():
+    if name not in config or name in ("budget", "paper_budget"):
+      raise ConfigError(f"config.paper_budget.{name}: not a field this budget can set")
+    if name in overridden and config[name] != value:
+      raise ConfigError(f"config.{name}={_show(config[name])} conflicts with budget=paper, "
+                        f"which sets {name}={_show(value)}: drop one, or set "
+                        f"--config.paper_budget.{name}")
+    changes[name] = value
+  resolved = ml_collections.ConfigDict(config.to_dict())
+  resolved.update(changes)
+  return resolved
 
 
 def _check_workdir(path: str) -> None:

@@ -46,7 +46,8 @@ RESUMABLE = frozenset({"epochs", "workdir", "data_dir", "eval_every", "checkpoin
 # Fields added after runs were written, with the value that computes what those runs did:
 # a stored config.json without them resumes (workdir.check_or_write_config's ``added``).
 ADDED_FIELDS = {"posterior": "diagonal", "flow_steps": 2, "snr_estimators": "",
-                "upper_latents": [], "upper_hidden": [100, 100]}
+                "upper_latents": [], "upper_hidden": [100, 100], "budget": "machine",
+                "paper_budget": {}, "adam_eps": 1e-8, "lr_schedule": "constant"}
 
 
 def main(name: str, module: ModuleType, argv: list[str]) -> None:
@@ -187,6 +188,9 @@ def prepare(config: Any, needs_labels: bool = False,
                                             image_size), config.preprocess)
   logging.info("data: %s from %s, %d train / %d test", dataset.name, dataset.source,
                len(dataset.train_images), len(dataset.test_images))
+  if "budget" in config.keys():   # a reproduction config: which budget (parse applied it)
+    logging.info("budget=%s (paper budget: %s)", config.budget,
+                 dict(config.paper_budget) or "none")
   if needs_labels and np.any(dataset.train_labels < 0):
     raise ValueError(f"config.dataset={config.dataset} has no labels: use dataset=mnist or "
                      "dataset=fashion_mnist")

@@ -34,7 +34,8 @@ import optax
 from experiments import configuration, runner
 from genjax import corruptions, likelihoods, models
 from genjax.data import sources, subsets
-from genjax.io import workdir
+from genjax.io import plotting, workdir
+from genjax.metrics import curves
 from genjax.losses import autoencoder, elbo, semi_supervised
 from genjax.models import protocol
 from genjax.training import loop, parallel
@@ -156,6 +157,14 @@ def run(config: Any) -> dict:
     results[f"n{n}/{key}_error"], results[f"n{n}/{key}_error_std"] = runner.mean_and_std(values)
   results.update(seeds=config.seeds, dataset=config.dataset, data_source=dataset.source,
                  wall_s=time.perf_counter() - wall_start, device=jax.devices()[0].device_kind)
+  if "m2" in methods:
+    for n, (epochs, mean, _) in m2_curves(config).items():
+      if n in PAPER_M2_ERROR and len(epochs) >= 2:
+        # Where the curve's log-linear tail would reach the paper's error (extrapolated).
+        results[f"n{n}/m2_epochs_to_paper"] = curves.passes_to_reach(
+            epochs, mean, float(PAPER_M2_ERROR[n].split()[0]))
+    if workdir.is_primary():
+      _save_m2_curves(config)
   _write_results(config, results, errors)
   return results
 
@@ -280,6 +289,37 @@ def _train_m2(ctx: Context, n: int, s: int, labelled: np.ndarray) -> float:
       evaluate=lambda p: {"test_error": _test_error(ctx, model, p, eval_rng)},
       name=f"m2 n{n} seed{s}")
   return _test_error(ctx, model, state.params, eval_rng)
+
+
+def m2_curves(config: Any) -> dict[int, tuple[list[float], list[float], list[float]]]:
+  """M2's learning curves from its runs' metrics: labels per class N -> (epochs, test error
+  in % averaged over seeds, its standard error over seeds), at the epochs every seed
+  logged."""
+  out = {}
+  for n in config.labels_per_class:
+    per_seed = []
+    for s in range(config.seeds):
+      records = workdir.read_metrics(os.path.join(config.workdir, "m2", f"n{n}", f"seed{s}"))
+      per_seed.append({r["epoch"]: 100 * r["test_error"] for r in records if "test_error" in r})
+    epochs = sorted(set.intersection(*(set(c) for c in per_seed)))
+    errors = np.array([[c[e] for e in epochs] for c in per_seed])
+    se = (errors.std(0, ddof=1) / np.sqrt(len(per_seed)) if len(per_seed) > 1
+          else np.zeros(len(epochs)))
+    out[n] = (epochs, errors.mean(0).tolist(), se.tolist())
+  return out
+
+
+def _save_m2_curves(config: Any) -> None:
+  """m2_curves.png: M2's test error against epochs (log axis) per number of labels, mean ±
+  standard error over seeds, with the paper's error as a dashed line."""
+  curves = {f"{10 * n} labels": c for n, c in m2_curves(config).items()}
+  paper = {f"{10 * n} labels": float(PAPER_M2_ERROR[n].split()[0])
+           for n in config.labels_per_class if n in PAPER_M2_ERROR}
+  plotting.save_learning_curves(os.path.join(config.workdir, "m2_curves.png"), curves, paper,
+                                xlabel="epochs (passes over the unlabelled images; log)",
+                                ylabel="M2 test error (%)",
+                                title=f"mean ± s.e. over {config.seeds} seeds; dashed: "
+                                      "Kingma et al. 2014")
 
 
 def _write_results(config: Any, results: dict, errors: dict) -> None:

@@ -72,6 +72,17 @@ def evaluators(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   return c
 
 
+def budget(c: ml_collections.ConfigDict, **paper: Any) -> ml_collections.ConfigDict:
+  """Adds ``budget`` (``machine``: the config's fields as written, sized for this project's
+  2-core CPU; ``paper``: those fields with ``paper_budget``'s values, the paper's budget)
+  and ``paper_budget`` (the fields the paper's budget sets; empty when the config has none).
+  ``--config.budget=paper`` is resolved when the command line is parsed
+  (``experiments.configuration.apply_budget``)."""
+  c.budget = "machine"
+  c.paper_budget = ml_collections.ConfigDict(paper)
+  return c
+
+
 # The smoke variant's evaluation settings: every evaluator, on a few samples.
 SMOKE_EVALUATORS = dict(evaluators="log_likelihood,sample_quality", ll_samples=20,
                         ll_examples=10, quality_samples=200)

@@ -20,6 +20,11 @@ def get_config(variant=None):
   c.snr_batch = 100
   c.snr_estimators = ""   # e.g. "iwae=1,iwae=50": more estimators' SNR (snr_vs_k.py)
   c.models = ""           # e.g. "diagonal,planar=8,two_layer=25" (compare_posteriors.py)
+  c.adam_eps = 1e-8
+  c.lr_schedule = "constant"
+  c.curve_ll_samples = 0  # e.g. 500: a test-NLL learning curve (burda2016_iwae.py)
+  c.paper_nll = ""        # e.g. "iwae=5:85.54": the paper's numbers on that curve
+  base.budget(c)
   return base.with_variant(c, variant, {
       "smoke": dict(variants="elbo,iwae_dreg=3", seeds=2, epochs=1, batch_size=32,
                     hidden=(16,), latent_dim=2, ll_samples=20, ll_examples=10, snr_draws=4,

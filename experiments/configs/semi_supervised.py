@@ -22,6 +22,7 @@ def get_config(variant=None):
   c.finetune_learning_rate = 1e-3
   c.m2_epochs = 0
   c.alpha = 0.0
+  base.budget(c)
   return base.with_variant(c, variant, {
       "smoke": dict(epochs=1, batch_size=32, hidden=(16,), latent_dim=4, eval_batch_size=64,
                     seeds=2, labels_per_class=(2,), finetune_steps=20, finetune_batch=10),

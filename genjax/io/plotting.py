@@ -66,6 +66,30 @@ def save_curves(path: str, xs: Sequence[float], curves: dict[str, Sequence[float
   plt.close(fig)
 
 
+def save_learning_curves(path: str, curves: dict[str, tuple[Sequence[float], Sequence[float],
+                                                            Sequence[float]]],
+                         references: dict[str, float], xlabel: str, ylabel: str,
+                         title: str = "") -> None:
+  """Curves ``name -> (xs, mean, standard error)`` on a log x axis, each with a band of one
+  standard error, and each ``references[name]`` (e.g. a paper's number) as a dashed line of
+  the curve's colour."""
+  fig, ax = plt.subplots(figsize=(6.5, 4.5))
+  for i, (name, (xs, mean, se)) in enumerate(curves.items()):
+    colour = f"C{i}"
+    xs, mean, se = (np.asarray(v, np.float64) for v in (xs, mean, se))
+    ax.plot(xs, mean, marker="o", markersize=3, color=colour, label=name)
+    ax.fill_between(xs, mean - se, mean + se, color=colour, alpha=0.2)
+    if name in references:
+      ax.axhline(references[name], color=colour, linestyle="--", linewidth=1,
+                 label=f"{name}, paper")
+  ax.set_xscale("log")
+  ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+  ax.grid(alpha=0.3, which="both")
+  ax.legend(fontsize=7)
+  fig.savefig(path, bbox_inches="tight", dpi=100)
+  plt.close(fig)
+
+
 def save_scatter(path: str, points: np.ndarray, labels: np.ndarray, title: str = "") -> None:
   """2-D points [n, 2] coloured by integer label (a legend per label; grey when unlabelled)."""
   points, labels = np.asarray(points), np.asarray(labels)

@@ -36,7 +36,8 @@ from genjax.models.pixelcnn import PixelCNN
 
 ARCHITECTURES = ("mlp", "conv")
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
-    "relu": nn.relu, "tanh": nn.tanh, "elu": nn.elu, "gelu": nn.gelu}
+    "relu": nn.relu, "tanh": nn.tanh, "elu": nn.elu, "gelu": nn.gelu,
+    "softplus": nn.softplus}
 GAN_IMAGE_SIZES = ((28, 28), (32, 32))
 PRIORS = ("standard_normal", "vamp")
 POSTERIORS = ("diagonal", "full_covariance", "planar", "iaf")
