@@ -259,6 +259,13 @@ def _fields() -> dict[str, Field]:
                         number(0.0, strict=True)),
       "quality_samples": F("Samples scored by the cached reference classifier (Frechet "
                            "distance, score, class histogram); 0 skips scoring.", integer(0)),
+      "curve_samples": F("train_cvae, labelled data, evaluators has sample_quality: balanced "
+                         "prior samples whose conditional_accuracy is logged every eval_every "
+                         "epochs (metrics.jsonl, conditional_accuracy.png); 0: no curve.",
+                         integer(0)),
+      "condition_every_layer": F("train_cvae: the condition c enters every decoder layer "
+                                 "(concatenated to each layer's input), not only the first.",
+                                 boolean),
       "seeds": F("Seeds per configuration: initialisations (and, with labels, labelled "
                  "subsets); replicas train together where they share data.", integer(1)),
       # The VAE.

@@ -11,7 +11,10 @@ column), analogies.png (test images, then their posterior mean z decoded under e
 other condition), reconstructions.png, results.json and results.md (test ELBO given c;
 for labelled data sample quality on the reference classifier's scale, with
 ``conditional_accuracy``: the share of samples classified as the class they were
-generated for).
+generated for). For labelled data with evaluators=sample_quality and curve_samples > 0,
+every eval_every epochs metrics.jsonl also records ``conditional_accuracy`` of
+curve_samples balanced prior samples (the same z and classes at every evaluation) beside
+the test ELBO, drawn against the epoch in conditional_accuracy.png.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import matplotlib.pyplot as plt   # the Agg backend: genjax.io.plotting selects it on import
 import numpy as np
 
 from experiments import configuration, evaluators, runner
@@ -30,16 +34,21 @@ from genjax import models
 from genjax.data import sources
 from genjax.io import plotting, workdir
 from genjax.losses import elbo
+from genjax.metrics import reference_classifier
+from genjax.metrics import sample_quality as quality
 from genjax.models import protocol
 
 def _evaluates(name: str):
   return lambda c: name in configuration.split_names(c.evaluators)
 
 
+_SCORES_SAMPLES = configuration.ReadIf(
+    lambda c: _evaluates("sample_quality")(c) and c.dataset != "celeb_a",
+    "evaluators has sample_quality and the data set has class labels (not celeb_a)")
+
 READ_IF = {
-    "quality_samples": configuration.ReadIf(
-        lambda c: _evaluates("sample_quality")(c) and c.dataset != "celeb_a",
-        "evaluators has sample_quality and the data set has class labels (not celeb_a)"),
+    "quality_samples": _SCORES_SAMPLES,
+    "curve_samples": _SCORES_SAMPLES,
     "ll_samples": configuration.ReadIf(_evaluates("log_likelihood"),
                                        "evaluators has log_likelihood"),
     "ll_examples": configuration.ReadIf(_evaluates("log_likelihood"),
@@ -102,6 +111,43 @@ def condition_grid(model, likelihood, params, z: jax.Array, rows: jax.Array) -> 
   return out.reshape(r, j, *out.shape[1:])
 
 
+class ConditionalAccuracy:
+  """``conditional_accuracy`` of ``num`` prior samples, an equal number per class: the share
+  of means of p(x|z, c) that ``classifier`` assigns to the class of c
+  (``genjax.metrics.sample_quality.conditional_accuracy``). The z and classes come from the
+  fixed key ``rng``, so successive calls differ only by the parameters; sampling, decoding
+  and classifying are one compiled function of the parameters (compiled once per run).
+
+  classifier: a ``ReferenceClassifier`` of the labelled data set; num_classes: K, the
+  size of the one-hot c.
+  """
+
+  def __init__(self, model, likelihood, classifier: reference_classifier.ReferenceClassifier,
+               num_classes: int, num: int, rng: jax.Array):
+    self._labels = np.arange(num) % num_classes                     # [num], balanced
+    conditions = jnp.eye(num_classes, dtype=jnp.float32)[self._labels]   # [num, K]
+    self._classifier = classifier
+
+    @jax.jit
+    def probs(params, classifier_params):
+      z = protocol.sample_prior(model, params, rng, num)             # [num, latent]
+      x = likelihood.mean(protocol.decode(model, params, z, conditions))   # [num, H, W, C]
+      return jax.nn.softmax(classifier.model.apply({"params": classifier_params}, x))
+
+    self._probs = probs
+
+  def __call__(self, params) -> dict[str, float]:
+    probs = np.asarray(jax.device_get(self._probs(params, self._classifier.params)))
+    return {"conditional_accuracy": quality.conditional_accuracy(probs, self._labels)}
+
+
+def classifier_of(dataset: sources.Dataset) -> reference_classifier.ReferenceClassifier:
+  """The labelled data set's cached reference classifier (``runner.sample_quality``'s)."""
+  return reference_classifier.reference_classifier(
+      dataset.name, dataset.train_images, dataset.train_labels, dataset.test_images,
+      dataset.test_labels)
+
+
 def run(config: Any) -> dict[str, float]:
   """Trains (or resumes) and evaluates; writes every workdir file; returns results."""
   wall_start = time.perf_counter()
@@ -119,19 +165,26 @@ def run(config: Any) -> dict[str, float]:
   likelihood = runner.likelihood(config)
   image_shape = dataset.train_images.shape[1:]
   model = models.build_cvae(config.model, image_shape, config.latent_dim, config.hidden,
-                            image_shape[-1] * likelihood.params_per_channel, config.activation)
+                            image_shape[-1] * likelihood.params_per_channel, config.activation,
+                            config.condition_every_layer)
   keys = runner.streams(config.seed, "init", "state", "data", "eval", "figures", "quality")
   loss_fn = elbo.make_loss(model, likelihood, objective)
   preprocess = runner.make_preprocess(config.preprocess)
   test_elbo = evaluators.TestELBO(
       model, likelihood, {"image": dataset.test_images, "condition": conditions.test},
       config.eval_batch_size, keys["eval"], preprocess)
+  evaluate = test_elbo
+  if _SCORES_SAMPLES.when(config) and conditions.kind == "label" and config.curve_samples:
+    curve = ConditionalAccuracy(model, likelihood, classifier_of(dataset),
+                                len(conditions.names), config.curve_samples,
+                                jax.random.fold_in(keys["quality"], 1))
+    evaluate = lambda params: {**test_elbo(params), **curve(params)}   # noqa: E731
   example = (jnp.zeros((1, *image_shape), jnp.float32),
              jnp.zeros((1, conditions.train.shape[1]), jnp.float32))
   state = runner.fit(
       config, model, loss_fn, {"image": dataset.train_images, "condition": conditions.train},
       example, keys, run_dir=config.workdir, preprocess=preprocess, placement=placement,
-      evaluate=test_elbo, name="train_cvae")
+      evaluate=evaluate, name="train_cvae")
 
   final = test_elbo(state.params)
   chosen = configuration.split_names(config.evaluators)
@@ -149,6 +202,8 @@ def run(config: Any) -> dict[str, float]:
     final.update(runner.sample_quality(config, dataset, samples, conditioned_on=labels))
   if workdir.is_primary():
     _write_figures(config, model, likelihood, state.params, dataset, conditions, keys["figures"])
+    save_accuracy_curve(os.path.join(config.workdir, "conditional_accuracy.png"),
+                        workdir.read_metrics(config.workdir))
   results = {**final, "objective": objective.name, "condition": conditions.kind,
              "condition_dim": int(conditions.train.shape[1]),
              **runner.run_info(config, state, dataset, placement, wall_start)}
@@ -191,6 +246,31 @@ def _write_figures(config: Any, model, likelihood, params, dataset, conditions, 
                                       jnp.asarray(conditions.test[:32])))
   plotting.save_reconstructions(os.path.join(config.workdir, "reconstructions.png"),
                                 dataset.test_images[:32], np.asarray(recon))
+
+
+def accuracy_curve(records: list[dict]) -> tuple[list[int], list[float]]:
+  """(epochs, conditional_accuracy) of the metrics.jsonl records that have it, by epoch; a
+  resumed run's later record of an epoch replaces the earlier one."""
+  by_epoch = {int(r["epoch"]): float(r["conditional_accuracy"]) for r in records
+              if "conditional_accuracy" in r and "epoch" in r}
+  epochs = sorted(by_epoch)
+  return epochs, [by_epoch[e] for e in epochs]
+
+
+def save_accuracy_curve(path: str, records: list[dict]) -> None:
+  """conditional_accuracy against the epoch (nothing is written when no record has it)."""
+  epochs, accuracy = accuracy_curve(records)
+  if not epochs:
+    return
+  fig, ax = plt.subplots(figsize=(6, 4))
+  ax.plot(epochs, accuracy, marker="o", markersize=3, label="conditional_accuracy")
+  ax.set(xlabel="epoch", ylabel="share classified as the class asked for",
+         ylim=(min(0.0, min(accuracy)), 1.0),
+         title="conditional accuracy of prior samples (reference classifier)")
+  ax.grid(alpha=0.3)
+  ax.legend(loc="lower right")
+  fig.savefig(path, bbox_inches="tight", dpi=100)
+  plt.close(fig)
 
 
 def report(results: dict, config: Any) -> str:

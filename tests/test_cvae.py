@@ -100,6 +100,28 @@ def test_cvae_condition_changes_the_output_and_shapes_hold(cvae):
   assert protocol.decode(model, params, z, c1).shape == (5, 8, 8, 1)
 
 
+@pytest.mark.parametrize("architecture", ["mlp", "conv"])
+def test_condition_every_layer_reaches_each_decoder_layer(architecture):
+  """The option adds C input rows to every decoder layer after the first (conv-transposes:
+  C input channels) and leaves the encoder, the output shape and the default alone."""
+  shape, hidden, k = (8, 8, 1), (16, 12), 4
+  x, c = jnp.zeros((2, *shape)), jnp.eye(k)[jnp.array([0, 1])]
+  init = lambda m: m.init(jax.random.PRNGKey(0), x, c)["params"]   # noqa: E731
+  plain = init(models.build_cvae(architecture, shape, 3, hidden, 1))
+  every = init(models.build_cvae(architecture, shape, 3, hidden, 1,
+                                 condition_every_layer=True))
+  assert jax.tree.map(jnp.shape, plain["encoder"]) == jax.tree.map(jnp.shape, every["encoder"])
+  assert sorted(plain["decoder"]) == sorted(every["decoder"])
+  for name in plain["decoder"]:     # kernels [..., inputs, outputs]
+    rows = lambda p: p["decoder"][name]["kernel"].shape[-2]   # noqa: E731
+    assert rows(every) - rows(plain) == (0 if name == "Dense_0" else k), name
+  model = models.build_cvae(architecture, shape, 3, hidden, 1, condition_every_layer=True)
+  z = jnp.ones((2, 3))
+  out = protocol.decode(model, every, z, c)
+  assert out.shape == (2, *shape)
+  assert float(jnp.max(jnp.abs(out - protocol.decode(model, every, z, c[::-1])))) > 1e-4
+
+
 def test_class_grid_uses_the_same_z_down_a_column(cvae):
   model, params = cvae
   likelihood = likelihoods.make_likelihood("bernoulli")
@@ -115,6 +137,14 @@ def test_class_grid_uses_the_same_z_down_a_column(cvae):
   same = train_cvae.condition_grid(model, likelihood, params, z, jnp.stack([rows[1]] * 3))
   np.testing.assert_allclose(same[0], same[2], atol=1e-6)
   assert float(jnp.max(jnp.abs(grid[:, 0] - grid[:, 1]))) > 1e-3
+
+
+def test_accuracy_curve_keeps_the_last_record_of_each_epoch():
+  records = [{"epoch": 1, "step": 5, "loss": 3.0}, {"epoch": 1, "conditional_accuracy": 0.2},
+             {"epoch": 2, "conditional_accuracy": 0.5}, {"epoch": 2, "conditional_accuracy": 0.6},
+             {"step": 9, "loss": 1.0}]
+  assert train_cvae.accuracy_curve(records) == ([1, 2], [0.2, 0.6])
+  assert train_cvae.accuracy_curve([{"epoch": 1, "loss": 2.0}]) == ([], [])
 
 
 def test_figure_rows_for_labels_and_attributes():
@@ -176,8 +206,14 @@ def test_train_cvae_end_to_end_with_an_iwae_objective(labelled_dir, tmp_path):
   results = _run([f"--workdir={workdir}", f"--config.data_dir={labelled_dir}",
                   "--config.objective=iwae=2", *TINY])
   for name in ("config.json", "metrics.jsonl", "class_grid.png", "analogies.png",
-               "reconstructions.png", "results.json", "results.md"):
+               "reconstructions.png", "conditional_accuracy.png", "results.json", "results.md"):
     assert os.path.getsize(workdir / name) > 0, name
+  # The curve: conditional accuracy beside the test ELBO at every evaluation (eval_every=1).
+  records = [json.loads(line) for line in open(workdir / "metrics.jsonl")]
+  curve = [r for r in records if "conditional_accuracy" in r]
+  assert [r["epoch"] for r in curve] == [1, 2]
+  assert all(0 <= r["conditional_accuracy"] <= 1 and np.isfinite(r["test_elbo"]) for r in curve)
+  assert train_cvae.accuracy_curve(records)[0] == [1, 2]
   stored = json.load(open(workdir / "results.json"))
   assert stored["objective"] == "iwae=2" and stored["condition_dim"] == 10
   assert stored["test_elbo"] < 0 and stored["steps"] == 16
@@ -205,6 +241,9 @@ def test_train_cvae_on_celeb_a_mock_data(tmp_path):
   config = json.load(open(workdir / "config.json"))
   assert config["model"] == "conv" and config["preprocess"] == "continuous"
   assert os.path.getsize(workdir / "class_grid.png") > 0
+  # Attributes are no class to score: no accuracy curve.
+  assert not (workdir / "conditional_accuracy.png").exists()
+  assert not any("conditional_accuracy" in line for line in open(workdir / "metrics.jsonl"))
 
 
 @pytest.mark.parametrize("flag,expected", [

@@ -59,15 +59,19 @@ def build_encoder(model: str, latent_dim: int, hidden: Sequence[int], activation
 
 
 def build_decoder(model: str, image_shape: Sequence[int], hidden: Sequence[int],
-                  output_channels: int, activation: str = "relu") -> nn.Module:
-  """An MLP or conv-transpose decoder mirroring ``build_encoder`` (``hidden`` reversed)."""
+                  output_channels: int, activation: str = "relu",
+                  condition_every_layer: bool = False) -> nn.Module:
+  """An MLP or conv-transpose decoder mirroring ``build_encoder`` (``hidden`` reversed);
+  ``condition_every_layer``: a condition enters every layer, not only the first
+  (``genjax.models.decoders``)."""
   _check(model, activation)
   act = ACTIVATIONS[activation]
   height, width, _ = image_shape
   out_shape = (height, width, output_channels)
   if model == "mlp":
-    return MLPDecoder(out_shape, tuple(hidden)[::-1], act)
-  return ConvDecoder(out_shape, hidden=tuple(hidden)[::-1], activation=act)
+    return MLPDecoder(out_shape, tuple(hidden)[::-1], act, condition_every_layer)
+  return ConvDecoder(out_shape, hidden=tuple(hidden)[::-1], activation=act,
+                     condition_every_layer=condition_every_layer)
 
 
 def _check(model: str, activation: str) -> None:
@@ -180,10 +184,13 @@ def build_classifier(model: str, latent_dim: int, hidden: Sequence[int], num_cla
 
 
 def build_cvae(model: str, image_shape: Sequence[int], latent_dim: int, hidden: Sequence[int],
-               output_channels: int, activation: str = "relu") -> CVAE:
-  """A conditional VAE: the VAE's architecture with the condition appended to the features."""
+               output_channels: int, activation: str = "relu",
+               condition_every_layer: bool = False) -> CVAE:
+  """A conditional VAE: the VAE's architecture with the condition appended to the features
+  (the decoder's first layer's, or with ``condition_every_layer`` every decoder layer's)."""
   return CVAE(build_encoder(model, latent_dim, hidden, activation),
-              build_decoder(model, image_shape, hidden, output_channels, activation), latent_dim)
+              build_decoder(model, image_shape, hidden, output_channels, activation,
+                            condition_every_layer), latent_dim)
 
 
 def build_m2(model: str, image_shape: Sequence[int], latent_dim: int, hidden: Sequence[int],
