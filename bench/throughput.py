@@ -16,7 +16,8 @@ Workloads (``--workloads``, comma-separated):
   conv_vae   models.build_vae("conv", (28, 28, 1), 32, (256,), 1), ELBO, batch 128
   iwae_k50   IWAE K=50, 784-200-200-50 tanh, Adam 1e-3, batch 100 (IWAE paper, Table 1)
   dcgan      models.build_gan((28, 28, 1), 64, 64), non-saturating, D then G, two Adams
-             2e-4 (b1 0.5), grey levels, batch 128 (train_gan's default)
+             2e-4 (b1 0.5), grey levels, batch 128 (train_gan's default until issue 17;
+             torch_dcgan_ref.py's network)
 
 Protocol, in one process: a warm-up round (genjax: setup, compile and the first chunk;
 PyTorch: setup and one measurement), then ``--rounds`` rounds; each round measures every

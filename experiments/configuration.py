@@ -350,6 +350,12 @@ def _fields() -> dict[str, Field]:
       "g_learning_rate": F("Generator Adam learning rate.", number(0.0, strict=True)),
       "gan_width": F("Base channel width of the generator and discriminator (the wider layer "
                      "has twice as many).", integer(1)),
+      "g_ema_decay": F("Decay of the exponential moving average of the generator's "
+                       "parameters that samples are drawn from (0: no average, sample the "
+                       "trained generator).", _unit_interval),
+      "gan_norm": F("What the generator's hidden LayerNorms normalise: each pixel's channels "
+                    "(the VAE-GAN's), each example's whole feature map, or nothing "
+                    "(genjax.models.gan).", choice(models.gan.GENERATOR_NORMS)),
       "grid_every": F("Epochs between fixed-noise sample grids (and the last epoch).",
                       integer(1)),
       # VAE-GAN.

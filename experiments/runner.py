@@ -47,7 +47,8 @@ RESUMABLE = frozenset({"epochs", "workdir", "data_dir", "eval_every", "checkpoin
 # a stored config.json without them resumes (workdir.check_or_write_config's ``added``).
 ADDED_FIELDS = {"posterior": "diagonal", "flow_steps": 2, "snr_estimators": "",
                 "upper_latents": [], "upper_hidden": [100, 100], "budget": "machine",
-                "paper_budget": {}, "adam_eps": 1e-8, "lr_schedule": "constant"}
+                "paper_budget": {}, "adam_eps": 1e-8, "lr_schedule": "constant",
+                "g_ema_decay": 0.0, "gan_norm": "channels"}
 
 
 def main(name: str, module: ModuleType, argv: list[str]) -> None:

@@ -7,9 +7,11 @@ config.json, metrics.jsonl (+ tensorboard/), checkpoints/ (both networks and bot
 optimizer states), samples_epoch_XXX.png every grid_every epochs (the generator on the
 same 64 noise vectors, drawn from the seed, so progress is visible), fixed_noise.npz (those
 samples, by epoch), progress.png (the first samples of each grid, one row per epoch),
-samples.png (the final grid), curves.png (the two losses, and D(x) and D(G(z)) against
-the step), results.json and results.md (the last chunk's losses and D outputs, sample
-quality in a reference classifier's feature space, throughput).
+samples.png (the final grid; every sample is drawn from the moving average of the
+generator's parameters when g_ema_decay > 0), curves.png (the two losses, D(x) and D(G(z)), and each
+player's gradient norm against the step), results.json and results.md (the last chunk's
+losses and D outputs, sample quality in a reference classifier's feature space,
+throughput).
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ PROGRESS_COLUMNS = 10         # of them, shown per row of progress.png
 PROGRESS_ROWS = 20            # at most, evenly spaced over the grids drawn
 PROBE_EXAMPLES = 1000         # test images whose mean D(x) is logged with each grid
 FIXED_NOISE = "fixed_noise.npz"
+CURVE_PANELS = (   # curves.png: (metrics.jsonl keys, y label) per panel
+    (("d_loss", "g_loss", "r1"), "loss"),
+    (("d_real", "d_fake", "test_d_real", "fixed_d_fake"), "sigmoid(D)"),
+    (("d_grad_norm", "g_grad_norm"), "gradient norm"))
 
 
 def run(config: Any) -> dict:
@@ -43,6 +49,7 @@ def run(config: Any) -> dict:
   dataset, placement = runner.prepare(config, check=lambda ds: _check_images(config, ds))
   image_shape = dataset.train_images.shape[1:]
   generator, discriminator = models.build_gan(image_shape, config.latent_dim, config.gan_width)
+  generator = generator.clone(norm=config.gan_norm)
   keys = runner.streams(config.seed, "generator", "discriminator", "state", "data", "noise",
                         "quality")
   # jit: one compile, rather than one per layer's op when run eagerly.
@@ -50,10 +57,12 @@ def run(config: Any) -> dict:
   d_params = jax.jit(discriminator.init)(keys["discriminator"], jnp.zeros((1, *image_shape)))["params"]
   g_optimizer = optax.adam(config.g_learning_rate, *ADAM_BETAS)
   d_optimizer = optax.adam(config.d_learning_rate, *ADAM_BETAS)
-  state = gan_step.create_gan_train_state(g_params, d_params, g_optimizer, d_optimizer, keys["state"])
+  state = gan_step.create_gan_train_state(g_params, d_params, g_optimizer, d_optimizer,
+                                          keys["state"], g_ema=config.g_ema_decay > 0)
   step = gan_step.make_gan_train_step(generator, discriminator, g_optimizer, d_optimizer,
                                       config.gan_loss, config.r1_gamma, config.latent_dim,
-                                      axis_name=placement.axis_name)
+                                      axis_name=placement.axis_name,
+                                      g_ema_decay=config.g_ema_decay)
   fixed_z = jax.random.normal(keys["noise"], (GRID_SAMPLES, config.latent_dim))
   probe = _make_probe(generator, discriminator, fixed_z, dataset.test_images[:PROBE_EXAMPLES])
 
@@ -74,7 +83,7 @@ def run(config: Any) -> dict:
   quality = {}
   if config.quality_samples:
     quality = runner.sample_quality(config, dataset, generate(
-        generator, state.g_params, keys["quality"], config.quality_samples))
+        generator, state.sampling_params, keys["quality"], config.quality_samples))
   if workdir.is_primary():
     plotting.save_image_grid(os.path.join(config.workdir, "samples.png"), samples,
                              title=f"G(z), {GRID_SAMPLES} fixed z, final (epoch {config.epochs})")
@@ -129,6 +138,7 @@ def _make_probe(generator, discriminator, fixed_z: jax.Array, test_images: np.nd
       logits = discriminator.apply({"params": params["discriminator"]}, images)
       return jnp.mean(jax.nn.sigmoid(logits))
 
+    # params["generator"] is the moving average when the run keeps one (GANTrainState.params).
     samples = generator.apply({"params": params["generator"]}, z)
     return samples, {"test_d_real": mean_d(x), "fixed_d_fake": mean_d(samples)}
 
@@ -169,23 +179,30 @@ def _last_train_metrics(run_dir: str) -> dict[str, float]:
   return {k: float(last.get(k, float("nan"))) for k in keys}
 
 
-def _save_curves(path: str, records: list[dict]) -> None:
-  """Two panels against the step: the losses; D(x) and D(G(z)) on training batches (and
-  on test images and the fixed noise at each grid)."""
-  fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-  panels = ((left, ("d_loss", "g_loss", "r1"), "loss"),
-            (right, ("d_real", "d_fake", "test_d_real", "fixed_d_fake"), "sigmoid(D)"))
-  for ax, keys, ylabel in panels:
+def _save_curves(path: str, records: list[dict]) -> dict[str, list[str]]:
+  """Three panels against the step: the losses; D(x) and D(G(z)) on training batches (and
+  on test images and the fixed noise at each grid); each player's gradient norm (log
+  scale: a discriminator whose gradients grow by decades while the generator's vanish is
+  winning the game). Returns the keys drawn, by panel (its y label)."""
+  fig, axes = plt.subplots(1, len(CURVE_PANELS), figsize=(16, 4))
+  drawn = {}
+  for ax, (keys, ylabel) in zip(axes, CURVE_PANELS):
+    drawn[ylabel] = []
     for key in keys:
       points = [(r["step"], r[key]) for r in records if key in r]
       if points and any(v for _, v in points):   # r1 is all zeros when it is off
         ax.plot(*zip(*points), marker="o" if key in ("test_d_real", "fixed_d_fake") else None,
                 markersize=3, label=key)
+        drawn[ylabel].append(key)
+    if ylabel == "gradient norm" and ax.lines:
+      ax.set_yscale("log")
     ax.set(xlabel="step", ylabel=ylabel)
     ax.grid(alpha=0.3)
-    ax.legend()
+    if ax.lines:
+      ax.legend()
   fig.savefig(path, bbox_inches="tight", dpi=100)
   plt.close(fig)
+  return drawn
 
 
 def report(results: dict, config: Any) -> str:

@@ -53,6 +53,37 @@ def test_parameter_names_and_shapes_are_those_of_earlier_checkpoints():
       "['Dense_0']['bias']": (1,), "['Dense_0']['kernel']": (392, 1)}
 
 
+@pytest.mark.parametrize("norm", models.gan.GENERATOR_NORMS)
+def test_generator_norms_keep_each_example_independent_and_the_parameter_names(norm):
+  """Every norm is per example (a sample does not depend on the rest of the batch); "map"
+  keeps the parameter tree of "channels" (so either loads the other's checkpoint)."""
+  generator = models.build_gan((28, 28, 1), LATENT, WIDTH)[0].clone(norm=norm)
+  z = jax.random.normal(jax.random.PRNGKey(1), (5, LATENT))
+  variables = generator.init(jax.random.PRNGKey(0), z)
+  np.testing.assert_allclose(generator.apply(variables, z)[:2], generator.apply(variables, z[:2]),
+                             atol=1e-6)
+  if norm == "map":
+    channels = generator.clone(norm="channels")
+    assert _param_shapes(generator, z) == _param_shapes(channels, z)
+    assert not np.allclose(generator.apply(variables, z), channels.apply(variables, z))
+  with pytest.raises(ValueError, match="expected one of channels, map, none"):
+    generator.clone(norm="batch").init(jax.random.PRNGKey(0), z)
+
+
+def test_curves_show_each_players_gradient_norm(tmp_path):
+  """curves.png: losses, sigmoid(D) and the gradient norms of D and G (the diagnostics of a
+  run whose discriminator wins)."""
+  records = [{"step": s, "d_loss": 1.0, "g_loss": 2.0, "r1": 0.0, "d_real": 0.6, "d_fake": 0.4,
+              "d_grad_norm": 10.0 * s, "g_grad_norm": 1.0 / s} for s in (1, 2, 3)]
+  records.append({"step": 3, "epoch": 1, "test_d_real": 0.7, "fixed_d_fake": 0.3})
+  path = tmp_path / "curves.png"
+  drawn = train_gan._save_curves(str(path), records)
+  assert drawn == {"loss": ["d_loss", "g_loss"],
+                   "sigmoid(D)": ["d_real", "d_fake", "test_d_real", "fixed_d_fake"],
+                   "gradient norm": ["d_grad_norm", "g_grad_norm"]}
+  assert path.stat().st_size > 0
+
+
 def test_build_gan_names_the_supported_image_sizes():
   for shape in [(64, 64, 3), (28, 28)]:
     with pytest.raises(ValueError, match="the GAN supports 28x28 and 32x32 images"):
@@ -93,6 +124,8 @@ def test_train_gan_end_to_end_writes_every_file_and_resumes(data_dir, tmp_path):
   assert config["preprocess"] == "continuous" and config["gan_loss"] == "hinge"
   records = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
   assert [r["step"] for r in records if "d_loss" in r] == [2, 4, 6, 8]
+  assert all(np.isfinite(r["d_grad_norm"]) and np.isfinite(r["g_grad_norm"])
+             for r in records if "d_loss" in r)
   assert [r["epoch"] for r in records if "test_d_real" in r] == [1, 2]
   grids = np.load(os.path.join(workdir, "fixed_noise.npz"))
   assert sorted(grids) == ["epoch_001", "epoch_002"] and grids["epoch_001"].shape == (64, 28, 28, 1)

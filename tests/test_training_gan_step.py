@@ -31,7 +31,7 @@ def gan():
            "index": jnp.arange(BATCH)}
   new_state, metrics = jax.jit(step_fn())(state, batch)
   return {"state": state, "new_state": new_state, "metrics": metrics, "step_fn": step_fn,
-          "batch": batch}
+          "batch": batch, "players": (generator, discriminator, g_opt, d_opt)}
 
 
 def test_one_gan_step_changes_both_networks_and_stays_finite(gan):
@@ -48,6 +48,26 @@ def test_one_gan_step_changes_both_networks_and_stays_finite(gan):
   assert 0 < metrics["d_real"] < 1 and 0 < metrics["d_fake"] < 1 and metrics["r1"] == 0
   np.testing.assert_allclose(metrics["loss"], metrics["d_loss"] + metrics["g_loss"], rtol=1e-6)
   assert set(new.params) == {"generator", "discriminator"}
+
+
+def test_the_generators_moving_average_follows_its_formula(gan):
+  """With g_ema kept, one step gives g_ema = d * g_0 + (1 - d) * g_1 (g_0 the initial
+  generator, g_1 the updated one) and leaves both players' updates as without it."""
+  state = gan["state"]
+  with_ema = state.replace(g_ema=jax.tree.map(jnp.copy, state.g_params))
+  decay = 0.9
+  step = gan_step.make_gan_train_step(*gan["players"], "non_saturating", 0.0, LATENT,
+                                      g_ema_decay=decay)
+  new, _ = jax.jit(step)(with_ema, gan["batch"])
+  chex.assert_trees_all_close((new.g_params, new.d_params),
+                              (gan["new_state"].g_params, gan["new_state"].d_params),
+                              rtol=1e-5, atol=1e-7)
+  expected = jax.tree.map(lambda a, b: decay * a + (1 - decay) * b, state.g_params,
+                          new.g_params)
+  chex.assert_trees_all_close(new.g_ema, expected, rtol=1e-5, atol=1e-7)
+  assert new.params["generator"] is new.g_ema
+  assert new.sampling_params is new.g_ema and gan["new_state"].sampling_params is (
+      gan["new_state"].g_params)
 
 
 def test_gan_step_split_over_two_devices_equals_one_device(gan):

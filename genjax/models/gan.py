@@ -3,7 +3,21 @@
 Neither network uses batch normalisation: each image's output depends on that image (or
 noise vector) alone, so the train step stays a pure function of its inputs, gives the
 same numbers on any split of the batch across devices, and the R1 penalty's per-example
-input gradients are exact. The generator normalises with LayerNorm instead.
+input gradients are exact. The generator normalises with LayerNorm instead, over one of
+``GENERATOR_NORMS``:
+
+* ``"channels"`` (the default, and the VAE-GAN's decoder): the conv-transpose's output is
+  normalised over each pixel's channels, so every pixel's feature vector has the same
+  length, the blank background's included; the last layer must undo that to draw black.
+* ``"map"``: normalised over each example's whole (H, W, C) map (statistics over positions,
+  as batch norm's, but per example, not over the batch), so a pixel's magnitude survives
+  (train_gan's default; against "channels" a small difference in sample quality after one
+  epoch, measured in experiments/configs/train_gan.py).
+* ``"none"``: no normalisation.
+
+The dense layer's LayerNorm (before the reshape, over all its outputs) is the same under
+``"channels"`` and ``"map"``; the parameters (a scale and bias per channel) are the same
+under both, so a checkpoint loads under either.
 
 The convolutions are ``layers.Conv`` and ``layers.ConvTranspose`` (``nn.Conv`` /
 ``nn.ConvTranspose``'s parameters and function; patch matrix products on CPU, where XLA's
@@ -23,6 +37,7 @@ import jax.numpy as jnp
 from genjax.models.layers import Conv, ConvTranspose
 
 LEAKY_SLOPE = 0.2   # DCGAN's leaky ReLU slope in the discriminator
+GENERATOR_NORMS = ("channels", "map", "none")   # what the generator's LayerNorms normalise
 
 
 class Generator(nn.Module):
@@ -30,22 +45,38 @@ class Generator(nn.Module):
 
   z: [batch, latent_dim] -> x: [batch, H, W, C], pixels in [0, 1] (a sigmoid output).
   ``image_shape`` is (H, W, C) with H and W divisible by 4 (28x28 and 32x32 both work).
-  Hidden layers: LayerNorm then ReLU.
+  Hidden layers: LayerNorm (over what ``norm`` names, one of ``GENERATOR_NORMS``: see the
+  module docstring) then ReLU.
   """
   image_shape: Sequence[int]
   latent_dim: int
   width: int = 64
+  norm: str = "channels"
 
   @nn.compact
   def __call__(self, z: jax.Array) -> jax.Array:
     if z.ndim != 2 or z.shape[-1] != self.latent_dim:
       raise ValueError(f"Generator: z has shape {z.shape}; expected [batch, {self.latent_dim}]")
+    check_generator_norm(self.norm)
     height, width, channels = self.image_shape
     h = nn.Dense(height // 4 * width // 4 * 2 * self.width)(z)
-    h = nn.relu(nn.LayerNorm()(h)).reshape(z.shape[0], height // 4, width // 4, 2 * self.width)
-    h = nn.relu(nn.LayerNorm()(ConvTranspose(self.width, 4, 2, name="ConvTranspose2x_0")(h)))
+    h = nn.relu(self._normalise(h, (-1,))).reshape(
+        z.shape[0], height // 4, width // 4, 2 * self.width)
+    h = ConvTranspose(self.width, 4, 2, name="ConvTranspose2x_0")(h)
+    h = nn.relu(self._normalise(h, (-1,) if self.norm == "channels" else (-3, -2, -1)))
     h = ConvTranspose(channels, 4, 2, name="ConvTranspose2x_1")(h)
     return nn.sigmoid(h)
+
+  def _normalise(self, h: jax.Array, axes: tuple[int, ...]) -> jax.Array:
+    """LayerNorm over ``axes`` with a scale and bias per channel (identity under "none")."""
+    if self.norm == "none":
+      return h
+    return nn.LayerNorm(reduction_axes=axes, feature_axes=-1)(h)
+
+
+def check_generator_norm(norm: str) -> None:
+  if norm not in GENERATOR_NORMS:
+    raise ValueError(f"norm={norm!r}: expected one of {', '.join(GENERATOR_NORMS)}")
 
 
 class Discriminator(nn.Module):

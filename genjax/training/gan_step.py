@@ -24,6 +24,8 @@ class GANTrainState:
   take ``TrainState``.
 
   ``rng`` is a raw uint32[2] key; step t draws its noise from ``fold_in(rng, t)``.
+  ``g_ema``: an exponential moving average of the generator's parameters (None when off),
+  the generator to sample from (Yazici et al. 2019; Karras et al. 2018).
   """
   step: jax.Array
   g_params: Any
@@ -31,11 +33,18 @@ class GANTrainState:
   g_opt_state: Any
   d_opt_state: Any
   rng: jax.Array
+  g_ema: Any = None
 
   @property
   def params(self) -> dict[str, Any]:
-    """``{"generator": g_params, "discriminator": d_params}`` (what ``evaluate`` gets)."""
-    return {"generator": self.g_params, "discriminator": self.d_params}
+    """``{"generator": the generator to sample with (``sampling_params``), "discriminator":
+    d_params}``: what ``evaluate`` gets and what the run's parameter count counts."""
+    return {"generator": self.sampling_params, "discriminator": self.d_params}
+
+  @property
+  def sampling_params(self) -> Any:
+    """The generator to draw samples with: the moving average when kept, else g_params."""
+    return self.g_params if self.g_ema is None else self.g_ema
 
 
 GANStepFn = Callable[[GANTrainState, Batch], tuple[GANTrainState, Metrics]]
@@ -44,17 +53,19 @@ GANStepFn = Callable[[GANTrainState, Batch], tuple[GANTrainState, Metrics]]
 def create_gan_train_state(g_params: Any, d_params: Any,
                            g_optimizer: optax.GradientTransformation,
                            d_optimizer: optax.GradientTransformation,
-                           rng: jax.Array) -> GANTrainState:
+                           rng: jax.Array, g_ema: bool = False) -> GANTrainState:
+  """Both players' states; with ``g_ema`` the moving average starts at ``g_params``."""
   return GANTrainState(step=jnp.zeros((), jnp.int32), g_params=g_params, d_params=d_params,
                        g_opt_state=g_optimizer.init(g_params),
-                       d_opt_state=d_optimizer.init(d_params), rng=rng)
+                       d_opt_state=d_optimizer.init(d_params), rng=rng,
+                       g_ema=jax.tree.map(jnp.copy, g_params) if g_ema else None)
 
 
 def make_gan_train_step(generator: nn.Module, discriminator: nn.Module,
                         g_optimizer: optax.GradientTransformation,
                         d_optimizer: optax.GradientTransformation, loss_kind: str,
                         r1_gamma: float, latent_dim: int,
-                        axis_name: str | None = None) -> GANStepFn:
+                        axis_name: str | None = None, g_ema_decay: float = 0.0) -> GANStepFn:
   """Returns the pure ``step(state, batch) -> (state, metrics)`` of a GAN.
 
   One step updates D, then G (Goodfellow et al. 2014, Algorithm 1 with k = 1):
@@ -70,6 +81,8 @@ def make_gan_train_step(generator: nn.Module, discriminator: nn.Module,
   Metrics: ``d_loss``, ``g_loss``, ``r1``, ``d_real`` = mean sigmoid(D(x)), ``d_fake`` =
   mean sigmoid(D(G(z))) (both before D's update), ``d_grad_norm``, ``g_grad_norm`` and
   ``loss`` = d_loss + g_loss (the fit loop's logged, finiteness-checked number).
+  When the state keeps ``g_ema``, each step also moves it toward the updated generator:
+  g_ema <- g_ema_decay * g_ema + (1 - g_ema_decay) * theta.
   """
   gan_losses.gan_generator_loss(jnp.zeros(1), loss_kind)   # a bad kind fails here, once
 
@@ -114,6 +127,10 @@ def make_gan_train_step(generator: nn.Module, discriminator: nn.Module,
       g_grads = jax.lax.pmean(g_grads, axis_name)
     g_updates, g_opt_state = g_optimizer.update(g_grads, state.g_opt_state, state.g_params)
     g_params = optax.apply_updates(state.g_params, g_updates)
+    g_ema = state.g_ema
+    if g_ema is not None:
+      g_ema = jax.tree.map(lambda e, p: g_ema_decay * e + (1.0 - g_ema_decay) * p, g_ema,
+                           g_params)
 
     metrics = {**d_metrics, **g_metrics}
     if axis_name is not None:
@@ -122,6 +139,7 @@ def make_gan_train_step(generator: nn.Module, discriminator: nn.Module,
                    d_grad_norm=optax.global_norm(d_grads),
                    g_grad_norm=optax.global_norm(g_grads))
     return state.replace(step=state.step + 1, g_params=g_params, d_params=d_params,
-                         g_opt_state=g_opt_state, d_opt_state=d_opt_state), metrics
+                         g_opt_state=g_opt_state, d_opt_state=d_opt_state,
+                         g_ema=g_ema), metrics
 
   return step
