@@ -22,7 +22,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import matplotlib.pyplot as plt   # the Agg backend: genjax.io.plotting selects it on import
 import numpy as np
 import optax
 
@@ -37,10 +36,10 @@ PROGRESS_COLUMNS = 10         # of them, shown per row of progress.png
 PROGRESS_ROWS = 20            # at most, evenly spaced over the grids drawn
 PROBE_EXAMPLES = 1000         # test images whose mean D(x) is logged with each grid
 FIXED_NOISE = "fixed_noise.npz"
-CURVE_PANELS = (   # curves.png: (metrics.jsonl keys, y label) per panel
-    (("d_loss", "g_loss", "r1"), "loss"),
-    (("d_real", "d_fake", "test_d_real", "fixed_d_fake"), "sigmoid(D)"),
-    (("d_grad_norm", "g_grad_norm"), "gradient norm"))
+CURVE_PANELS = (   # curves.png: (metrics.jsonl keys, y label, y scale) per panel
+    (("d_loss", "g_loss", "r1"), "loss", "linear"),
+    (("d_real", "d_fake", "test_d_real", "fixed_d_fake"), "sigmoid(D)", "linear"),
+    (("d_grad_norm", "g_grad_norm"), "gradient norm", "log"))
 
 
 def run(config: Any) -> dict:
@@ -184,25 +183,7 @@ def _save_curves(path: str, records: list[dict]) -> dict[str, list[str]]:
   on test images and the fixed noise at each grid); each player's gradient norm (log
   scale: a discriminator whose gradients grow by decades while the generator's vanish is
   winning the game). Returns the keys drawn, by panel (its y label)."""
-  fig, axes = plt.subplots(1, len(CURVE_PANELS), figsize=(16, 4))
-  drawn = {}
-  for ax, (keys, ylabel) in zip(axes, CURVE_PANELS):
-    drawn[ylabel] = []
-    for key in keys:
-      points = [(r["step"], r[key]) for r in records if key in r]
-      if points and any(v for _, v in points):   # r1 is all zeros when it is off
-        ax.plot(*zip(*points), marker="o" if key in ("test_d_real", "fixed_d_fake") else None,
-                markersize=3, label=key)
-        drawn[ylabel].append(key)
-    if ylabel == "gradient norm" and ax.lines:
-      ax.set_yscale("log")
-    ax.set(xlabel="step", ylabel=ylabel)
-    ax.grid(alpha=0.3)
-    if ax.lines:
-      ax.legend()
-  fig.savefig(path, bbox_inches="tight", dpi=100)
-  plt.close(fig)
-  return drawn
+  return plotting.save_metric_panels(path, records, CURVE_PANELS)
 
 
 def report(results: dict, config: Any) -> str:

@@ -22,7 +22,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import matplotlib.pyplot as plt   # the Agg backend: genjax.io.plotting selects it on import
 import numpy as np
 import optax
 
@@ -168,23 +167,12 @@ def _last_train_metrics(run_dir: str) -> dict[str, float]:
 def _save_curves(path: str, records: list[dict]) -> None:
   """Three panels against the step: the VAE terms (log scale), the GAN losses, and the
   discriminator's outputs (training batches; test images at each evaluation)."""
-  fig, axes = plt.subplots(1, 3, figsize=(16, 4))
-  panels = ((("kl", "feature_nll", "pixel_sq_error", "test_feature_nll",
-              "test_pixel_sq_error"), "nats / squared error per example", "log"),
-            (("d_loss", "g_loss"), "loss", "linear"),
-            (("d_real", "d_recon", "d_fake", "test_d_real", "test_d_fake"), "sigmoid(Dis)",
-             "linear"))
-  for ax, (keys, ylabel, scale) in zip(axes, panels):
-    for key in keys:
-      points = [(r["step"], r[key]) for r in records if key in r]
-      if points:
-        ax.plot(*zip(*points), marker="o" if key.startswith("test_") else None,
-                markersize=3, label=key)
-    ax.set(xlabel="step", ylabel=ylabel, yscale=scale)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-  fig.savefig(path, bbox_inches="tight", dpi=100)
-  plt.close(fig)
+  plotting.save_metric_panels(path, records, (
+      (("kl", "feature_nll", "pixel_sq_error", "test_feature_nll", "test_pixel_sq_error"),
+       "nats / squared error per example", "log"),
+      (("d_loss", "g_loss"), "loss", "linear"),
+      (("d_real", "d_recon", "d_fake", "test_d_real", "test_d_fake"), "sigmoid(Dis)",
+       "linear")))
 
 
 def report(results: dict, config: Any) -> str:

@@ -66,6 +66,37 @@ def save_curves(path: str, xs: Sequence[float], curves: dict[str, Sequence[float
   plt.close(fig)
 
 
+def save_metric_panels(path: str, records: Sequence[dict],
+                       panels: Sequence[tuple[Sequence[str], str, str]],
+                       marked_prefixes: tuple[str, ...] = ("test_", "fixed_")
+                       ) -> dict[str, list[str]]:
+  """Panels side by side of logged metrics against ``step`` (records as in metrics.jsonl).
+
+  ``panels``: (keys, y label, y scale "linear" | "log") each. A key is drawn where records
+  carry it and skipped when it is absent or all zero (e.g. a penalty that is off); keys
+  starting with ``marked_prefixes`` (logged at evaluations only) get markers. Returns the
+  keys drawn, by panel (its y label).
+  """
+  fig, axes = plt.subplots(1, len(panels), figsize=(5.3 * len(panels), 4), squeeze=False)
+  drawn = {}
+  for ax, (keys, ylabel, scale) in zip(axes[0], panels):
+    drawn[ylabel] = []
+    for key in keys:
+      points = [(r["step"], r[key]) for r in records if key in r]
+      if points and any(v for _, v in points):
+        ax.plot(*zip(*points), marker="o" if key.startswith(marked_prefixes) else None,
+                markersize=3, label=key)
+        drawn[ylabel].append(key)
+    ax.set(xlabel="step", ylabel=ylabel)
+    if ax.lines:
+      ax.set_yscale(scale)
+      ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+  fig.savefig(path, bbox_inches="tight", dpi=100)
+  plt.close(fig)
+  return drawn
+
+
 def save_learning_curves(path: str, curves: dict[str, tuple[Sequence[float], Sequence[float],
                                                             Sequence[float]]],
                          references: dict[str, float], xlabel: str, ylabel: str,
