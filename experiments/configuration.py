@@ -350,6 +350,8 @@ def _fields() -> dict[str, Field]:
       "g_learning_rate": F("Generator Adam learning rate.", number(0.0, strict=True)),
       "gan_width": F("Base channel width of the generator and discriminator (the wider layer "
                      "has twice as many).", integer(1)),
+      "gan_d_width": F("Base channel width of the discriminator when it differs from the "
+                       "generator's (0: gan_width).", integer(0)),
       "g_ema_decay": F("Decay of the exponential moving average of the generator's "
                        "parameters that samples are drawn from (0: no average, sample the "
                        "trained generator).", _unit_interval),

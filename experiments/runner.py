@@ -48,7 +48,7 @@ RESUMABLE = frozenset({"epochs", "workdir", "data_dir", "eval_every", "checkpoin
 ADDED_FIELDS = {"posterior": "diagonal", "flow_steps": 2, "snr_estimators": "",
                 "upper_latents": [], "upper_hidden": [100, 100], "budget": "machine",
                 "paper_budget": {}, "adam_eps": 1e-8, "lr_schedule": "constant",
-                "g_ema_decay": 0.0, "gan_norm": "channels"}
+                "g_ema_decay": 0.0, "gan_norm": "channels", "gan_d_width": 0}
 
 
 def main(name: str, module: ModuleType, argv: list[str]) -> None:
@@ -433,6 +433,14 @@ def reference_data(config: Any, dataset: sources.Dataset) -> sources.Dataset | N
   return None
 
 
+def reference_classifier_of(dataset: sources.Dataset) -> reference_classifier.ReferenceClassifier:
+  """The labelled data set's reference classifier (trained once, then cached in
+  ``$GENJAX_CACHE``, default ~/.cache/genjax)."""
+  return reference_classifier.reference_classifier(
+      dataset.name, dataset.train_images, dataset.train_labels, dataset.test_images,
+      dataset.test_labels)
+
+
 def sample_quality(config: Any, dataset: sources.Dataset, samples: np.ndarray,
                    conditioned_on: np.ndarray | None = None) -> dict[str, float]:
   """Scores ``samples`` [n, H, W, C] in [0, 1] with the reference classifier of
@@ -450,10 +458,7 @@ def sample_quality(config: Any, dataset: sources.Dataset, samples: np.ndarray,
     logging.warning("samples of shape %s cannot be scored by a classifier of %s images",
                     samples.shape[1:], reference.train_images.shape[1:])
     return {}
-  classifier = reference_classifier.reference_classifier(
-      reference.name, reference.train_images, reference.train_labels, reference.test_images,
-      reference.test_labels)
-  return quality.sample_quality(classifier, samples, reference.test_images, conditioned_on,
+  return quality.sample_quality(reference_classifier_of(reference), samples, reference.test_images, conditioned_on,
                                 real_baseline=reference.train_images[:len(samples)])
 
 

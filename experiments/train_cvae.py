@@ -26,7 +26,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import matplotlib.pyplot as plt   # the Agg backend: genjax.io.plotting selects it on import
 import numpy as np
 
 from experiments import configuration, evaluators, runner
@@ -141,13 +140,6 @@ class ConditionalAccuracy:
     return {"conditional_accuracy": quality.conditional_accuracy(probs, self._labels)}
 
 
-def classifier_of(dataset: sources.Dataset) -> reference_classifier.ReferenceClassifier:
-  """The labelled data set's cached reference classifier (``runner.sample_quality``'s)."""
-  return reference_classifier.reference_classifier(
-      dataset.name, dataset.train_images, dataset.train_labels, dataset.test_images,
-      dataset.test_labels)
-
-
 def run(config: Any) -> dict[str, float]:
   """Trains (or resumes) and evaluates; writes every workdir file; returns results."""
   wall_start = time.perf_counter()
@@ -175,7 +167,7 @@ def run(config: Any) -> dict[str, float]:
       config.eval_batch_size, keys["eval"], preprocess)
   evaluate = test_elbo
   if _SCORES_SAMPLES.when(config) and conditions.kind == "label" and config.curve_samples:
-    curve = ConditionalAccuracy(model, likelihood, classifier_of(dataset),
+    curve = ConditionalAccuracy(model, likelihood, runner.reference_classifier_of(dataset),
                                 len(conditions.names), config.curve_samples,
                                 jax.random.fold_in(keys["quality"], 1))
     evaluate = lambda params: {**test_elbo(params), **curve(params)}   # noqa: E731
@@ -260,17 +252,11 @@ def accuracy_curve(records: list[dict]) -> tuple[list[int], list[float]]:
 def save_accuracy_curve(path: str, records: list[dict]) -> None:
   """conditional_accuracy against the epoch (nothing is written when no record has it)."""
   epochs, accuracy = accuracy_curve(records)
-  if not epochs:
-    return
-  fig, ax = plt.subplots(figsize=(6, 4))
-  ax.plot(epochs, accuracy, marker="o", markersize=3, label="conditional_accuracy")
-  ax.set(xlabel="epoch", ylabel="share classified as the class asked for",
-         ylim=(min(0.0, min(accuracy)), 1.0),
-         title="conditional accuracy of prior samples (reference classifier)")
-  ax.grid(alpha=0.3)
-  ax.legend(loc="lower right")
-  fig.savefig(path, bbox_inches="tight", dpi=100)
-  plt.close(fig)
+  if epochs:
+    plotting.save_curves(path, epochs, {"conditional_accuracy": accuracy}, "epoch",
+                         "share classified as the class asked for", markers=True,
+                         ylim=(min(0.0, min(accuracy)), 1.0),
+                         title="conditional accuracy of prior samples (reference classifier)")
 
 
 def report(results: dict, config: Any) -> str:

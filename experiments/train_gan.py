@@ -47,7 +47,8 @@ def run(config: Any) -> dict:
   wall_start = time.perf_counter()
   dataset, placement = runner.prepare(config, check=lambda ds: _check_images(config, ds))
   image_shape = dataset.train_images.shape[1:]
-  generator, discriminator = models.build_gan(image_shape, config.latent_dim, config.gan_width)
+  generator, discriminator = models.build_gan(image_shape, config.latent_dim,
+                                              config.gan_width, config.gan_d_width)
   generator = generator.clone(norm=config.gan_norm)
   keys = runner.streams(config.seed, "generator", "discriminator", "state", "data", "noise",
                         "quality")
@@ -107,7 +108,8 @@ def run(config: Any) -> dict:
 
 def _check_images(config: Any, dataset) -> None:
   try:
-    models.build_gan(dataset.train_images.shape[1:], config.latent_dim, config.gan_width)
+    models.build_gan(dataset.train_images.shape[1:], config.latent_dim, config.gan_width,
+                     config.gan_d_width)
   except ValueError as e:
     raise ValueError(f"config.dataset={config.dataset}: {e}") from None
 

@@ -105,7 +105,8 @@ def test_train_gan_end_to_end_writes_every_file_and_resumes(data_dir, tmp_path):
   # The smoke config: 2 epochs at batch 16, latent 4, width 4, 2 steps per chunk.
   argv = [f"--workdir={workdir}", f"--config.data_dir={data_dir}",
           "--config=experiments/configs/train_gan.py:smoke", f"--config.latent_dim={LATENT}",
-          f"--config.gan_width={WIDTH}", "--config.gan_loss=hinge", "--config.r1_gamma=1"]
+          f"--config.gan_width={WIDTH}", "--config.gan_d_width=6", "--config.gan_loss=hinge",
+          "--config.r1_gamma=1"]
   results = _run(argv)
   for name in ("config.json", "metrics.jsonl", "samples_epoch_001.png", "samples_epoch_002.png",
                "samples.png", "progress.png", "curves.png", "fixed_noise.npz", "results.json",
@@ -119,6 +120,10 @@ def test_train_gan_end_to_end_writes_every_file_and_resumes(data_dir, tmp_path):
     assert np.isfinite(stored[key]), key
   assert stored["steps"] == 8 and stored["epochs"] == 2 and stored["r1"] > 0
   assert stored["num_params"] == stored["g_num_params"] + stored["d_num_params"]
+  # gan_d_width=6: the discriminator's convolutions have 6 and 12 channels, G keeps 4 and 8.
+  assert stored["d_num_params"] == (4 * 4 * 1 * 6 + 6) + (4 * 4 * 6 * 12 + 12) + (7 * 7 * 12 + 1)
+  assert stored["g_num_params"] == sum(np.prod(s) for s in _param_shapes(
+      models.build_gan((28, 28, 1), LATENT, WIDTH)[0], jnp.zeros((1, LATENT))).values())
   assert {"dataset", "data_source", "device"} <= set(stored)
   config = json.load(open(os.path.join(workdir, "config.json")))
   assert config["preprocess"] == "continuous" and config["gan_loss"] == "hinge"

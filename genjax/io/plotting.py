@@ -53,13 +53,16 @@ def save_reconstructions(path: str, inputs: np.ndarray, reconstructions: np.ndar
 
 
 def save_curves(path: str, xs: Sequence[float], curves: dict[str, Sequence[float]],
-                xlabel: str, ylabel: str) -> None:
-  """Line plot of several named curves against ``xs``."""
+                xlabel: str, ylabel: str, title: str = "", markers: bool = False,
+                ylim: tuple[float, float] | None = None) -> None:
+  """Line plot of several named curves against ``xs`` (with ``markers``, a dot at each
+  point; ``ylim``: the y axis's (bottom, top))."""
   fig, ax = plt.subplots(figsize=(6, 4))
   for name, ys in curves.items():
-    ax.plot(xs[:len(ys)], ys, label=name)
-  ax.set_xlabel(xlabel)
-  ax.set_ylabel(ylabel)
+    ax.plot(xs[:len(ys)], ys, label=name, marker="o" if markers else None, markersize=3)
+  ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+  if ylim is not None:
+    ax.set_ylim(*ylim)
   ax.grid(alpha=0.3)
   ax.legend()
   fig.savefig(path, bbox_inches="tight", dpi=100)

@@ -204,15 +204,16 @@ def build_m2(model: str, image_shape: Sequence[int], latent_dim: int, hidden: Se
             num_classes=num_classes)
 
 
-def build_gan(image_shape: Sequence[int], latent_dim: int,
-              width: int = 64) -> tuple[Generator, Discriminator]:
+def build_gan(image_shape: Sequence[int], latent_dim: int, width: int = 64,
+              d_width: int | None = None) -> tuple[Generator, Discriminator]:
   """A DCGAN ``(generator, discriminator)`` pair for (H, W, C) images, H x W in
-  ``GAN_IMAGE_SIZES`` (any number of channels); ``width`` is the base channel count."""
+  ``GAN_IMAGE_SIZES`` (any number of channels); ``width`` is the base channel count, the
+  discriminator's ``d_width`` when given."""
   if len(image_shape) != 3 or tuple(image_shape[:2]) not in GAN_IMAGE_SIZES:
     sizes = " and ".join(f"{h}x{w}" for h, w in GAN_IMAGE_SIZES)
     raise ValueError(f"image_shape={tuple(image_shape)}: the GAN supports {sizes} images "
                      "(H, W, C), any number of channels")
-  return Generator(tuple(image_shape), latent_dim, width), Discriminator(width)
+  return Generator(tuple(image_shape), latent_dim, width), Discriminator(d_width or width)
 
 
 def build_vaegan(image_shape: Sequence[int], latent_dim: int, hidden: Sequence[int],
