@@ -458,7 +458,8 @@ def sample_quality(config: Any, dataset: sources.Dataset, samples: np.ndarray,
     logging.warning("samples of shape %s cannot be scored by a classifier of %s images",
                     samples.shape[1:], reference.train_images.shape[1:])
     return {}
-  return quality.sample_quality(reference_classifier_of(reference), samples, reference.test_images, conditioned_on,
+  return quality.sample_quality(reference_classifier_of(reference), samples,
+                                reference.test_images, conditioned_on,
                                 real_baseline=reference.train_images[:len(samples)])
 
 
