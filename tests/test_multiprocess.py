@@ -4,6 +4,7 @@ import json
 import os
 import pathlib
 import re
+import signal
 import subprocess
 import sys
 
@@ -27,9 +28,21 @@ def data_dir(tmp_path_factory):
 
 
 def _launch(*args, timeout=240):
+  """Runs launch.py in a session of its own; past ``timeout`` seconds the whole session (the
+  processes --local_processes started too, which would otherwise outlive the test and load
+  the cores) is killed and the test fails with the output so far."""
   env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-  return subprocess.run([sys.executable, str(ROOT / "launch.py"), *args], capture_output=True,
-                        text=True, timeout=timeout, cwd=ROOT, env=env)
+  proc = subprocess.Popen([sys.executable, str(ROOT / "launch.py"), *args],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                          env=env, start_new_session=True)
+  try:
+    stdout, stderr = proc.communicate(timeout=timeout)
+  except subprocess.TimeoutExpired:
+    os.killpg(proc.pid, signal.SIGKILL)
+    stdout, stderr = proc.communicate()
+    pytest.fail(f"launch.py {' '.join(args)} ran past {timeout} s; its stderr ends:\n"
+                f"{stderr[-3000:]}\nstdout ends:\n{stdout[-1000:]}")
+  return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
 def _digests(output):
