@@ -352,6 +352,9 @@ def _fields() -> dict[str, Field]:
                      "has twice as many).", integer(1)),
       "gan_d_width": F("Base channel width of the discriminator when it differs from the "
                        "generator's (0: gan_width).", integer(0)),
+      "gan_categories": F("Size K of the generator's discrete code, one-hot of the argmax of "
+                          "z's first K coordinates, read with z (0: none; genjax.models.gan).",
+                          integer(0)),
       "g_ema_decay": F("Decay of the exponential moving average of the generator's "
                        "parameters that samples are drawn from (0: no average, sample the "
                        "trained generator).", _unit_interval),

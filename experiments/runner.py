@@ -48,7 +48,8 @@ RESUMABLE = frozenset({"epochs", "workdir", "data_dir", "eval_every", "checkpoin
 ADDED_FIELDS = {"posterior": "diagonal", "flow_steps": 2, "snr_estimators": "",
                 "upper_latents": [], "upper_hidden": [100, 100], "budget": "machine",
                 "paper_budget": {}, "adam_eps": 1e-8, "lr_schedule": "constant",
-                "g_ema_decay": 0.0, "gan_norm": "channels", "gan_d_width": 0}
+                "g_ema_decay": 0.0, "gan_norm": "channels", "gan_d_width": 0,
+                "gan_categories": 0}
 
 
 def main(name: str, module: ModuleType, argv: list[str]) -> None:

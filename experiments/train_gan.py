@@ -45,10 +45,11 @@ CURVE_PANELS = (   # curves.png: (metrics.jsonl keys, y label, y scale) per pane
 def run(config: Any) -> dict:
   """Trains (or resumes); writes every workdir file; returns the results."""
   wall_start = time.perf_counter()
-  dataset, placement = runner.prepare(config, check=lambda ds: _check_images(config, ds))
+  dataset, placement = runner.prepare(config, check=lambda ds: _check_config(config, ds))
   image_shape = dataset.train_images.shape[1:]
   generator, discriminator = models.build_gan(image_shape, config.latent_dim,
-                                              config.gan_width, config.gan_d_width)
+                                              config.gan_width, config.gan_d_width,
+                                              config.gan_categories)
   generator = generator.clone(norm=config.gan_norm)
   keys = runner.streams(config.seed, "generator", "discriminator", "state", "data", "noise",
                         "quality")
@@ -106,7 +107,11 @@ def run(config: Any) -> dict:
   return results
 
 
-def _check_images(config: Any, dataset) -> None:
+def _check_config(config: Any, dataset) -> None:
+  if not 0 <= config.gan_categories <= config.latent_dim:
+    raise ValueError(f"config.gan_categories={config.gan_categories}: expected 0 (no code) to "
+                     f"config.latent_dim={config.latent_dim} (the code is the argmax of z's "
+                     "first gan_categories coordinates)")
   try:
     models.build_gan(dataset.train_images.shape[1:], config.latent_dim, config.gan_width,
                      config.gan_d_width)

@@ -70,6 +70,26 @@ def test_generator_norms_keep_each_example_independent_and_the_parameter_names(n
     generator.clone(norm="batch").init(jax.random.PRNGKey(0), z)
 
 
+def test_generator_code_is_the_one_hot_argmax_of_zs_first_coordinates():
+  """categories=K: G(z) is a plain generator of K more inputs applied to [z, one_hot(argmax
+  z[:, :K])], with the same parameters; K past latent_dim is an error naming both."""
+  coded = models.build_gan((28, 28, 1), LATENT, WIDTH, categories=3)[0]
+  plain = models.Generator((28, 28, 1), LATENT + 3, WIDTH)
+  z = jax.random.normal(jax.random.PRNGKey(1), (6, LATENT))
+  variables = coded.init(jax.random.PRNGKey(0), z)
+  assert _param_shapes(coded, z) == _param_shapes(plain, jnp.zeros((1, LATENT + 3)))
+  code = np.eye(3)[np.argmax(np.asarray(z)[:, :3], axis=1)]
+  np.testing.assert_allclose(coded.apply(variables, z),
+                             plain.apply(variables, jnp.concatenate([z, code], axis=1)),
+                             atol=1e-6)
+  # The code changes the image: z whose largest first coordinate moves from 0 to 1.
+  swapped = z.at[:, 1].set(jnp.abs(z).max() + 1.0)
+  assert not np.allclose(coded.apply(variables, swapped),
+                         plain.apply(variables, jnp.concatenate([swapped, code], axis=1)))
+  with pytest.raises(ValueError, match="categories=5: expected 0 .* to latent_dim=4"):
+    models.build_gan((28, 28, 1), LATENT, WIDTH, categories=5)
+
+
 def test_curves_show_each_players_gradient_norm(tmp_path):
   """curves.png: losses, sigmoid(D) and the gradient norms of D and G (the diagnostics of a
   run whose discriminator wins)."""
@@ -107,6 +127,10 @@ def test_train_gan_end_to_end_writes_every_file_and_resumes(data_dir, tmp_path):
           "--config=experiments/configs/train_gan.py:smoke", f"--config.latent_dim={LATENT}",
           f"--config.gan_width={WIDTH}", "--config.gan_d_width=6", "--config.gan_loss=hinge",
           "--config.r1_gamma=1"]
+  with pytest.raises(ValueError, match=r"config.gan_categories=5: expected 0 \(no code\) to "
+                                       r"config.latent_dim=4"):
+    _run([*argv, "--config.gan_categories=5"])
+  assert not os.path.exists(workdir)
   results = _run(argv)
   for name in ("config.json", "metrics.jsonl", "samples_epoch_001.png", "samples_epoch_002.png",
                "samples.png", "progress.png", "curves.png", "fixed_noise.npz", "results.json",
@@ -122,8 +146,9 @@ def test_train_gan_end_to_end_writes_every_file_and_resumes(data_dir, tmp_path):
   assert stored["num_params"] == stored["g_num_params"] + stored["d_num_params"]
   # gan_d_width=6: the discriminator's convolutions have 6 and 12 channels, G keeps 4 and 8.
   assert stored["d_num_params"] == (4 * 4 * 1 * 6 + 6) + (4 * 4 * 6 * 12 + 12) + (7 * 7 * 12 + 1)
+  # The smoke config's 3-way code: G's dense layer reads latent + 3 inputs.
   assert stored["g_num_params"] == sum(np.prod(s) for s in _param_shapes(
-      models.build_gan((28, 28, 1), LATENT, WIDTH)[0], jnp.zeros((1, LATENT))).values())
+      models.build_gan((28, 28, 1), LATENT + 3, WIDTH)[0], jnp.zeros((1, LATENT + 3))).values())
   assert {"dataset", "data_source", "device"} <= set(stored)
   config = json.load(open(os.path.join(workdir, "config.json")))
   assert config["preprocess"] == "continuous" and config["gan_loss"] == "hinge"

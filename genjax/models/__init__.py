@@ -26,6 +26,7 @@ from genjax.models.decoders import ConvDecoder, MLPDecoder
 from genjax.models.encoders import ConvEncoder, MLPEncoder
 from genjax.models import flows
 from genjax.models.flows import FullCovarianceVAE, IAFVAE, PlanarFlowVAE
+from genjax.models import gan
 from genjax.models.gan import Discriminator, Generator
 from genjax.models.hierarchical import HierarchicalVAE
 from genjax.models.vae import VAE
@@ -205,15 +206,19 @@ def build_m2(model: str, image_shape: Sequence[int], latent_dim: int, hidden: Se
 
 
 def build_gan(image_shape: Sequence[int], latent_dim: int, width: int = 64,
-              d_width: int | None = None) -> tuple[Generator, Discriminator]:
+              d_width: int | None = None, categories: int = 0
+              ) -> tuple[Generator, Discriminator]:
   """A DCGAN ``(generator, discriminator)`` pair for (H, W, C) images, H x W in
   ``GAN_IMAGE_SIZES`` (any number of channels); ``width`` is the base channel count, the
-  discriminator's ``d_width`` when given."""
+  discriminator's ``d_width`` when given; ``categories`` the generator's discrete code
+  (``models.gan``; 0: none)."""
   if len(image_shape) != 3 or tuple(image_shape[:2]) not in GAN_IMAGE_SIZES:
     sizes = " and ".join(f"{h}x{w}" for h, w in GAN_IMAGE_SIZES)
     raise ValueError(f"image_shape={tuple(image_shape)}: the GAN supports {sizes} images "
                      "(H, W, C), any number of channels")
-  return Generator(tuple(image_shape), latent_dim, width), Discriminator(d_width or width)
+  gan.check_categories(categories, latent_dim)
+  return (Generator(tuple(image_shape), latent_dim, width, categories=categories),
+          Discriminator(d_width or width))
 
 
 def build_vaegan(image_shape: Sequence[int], latent_dim: int, hidden: Sequence[int],

@@ -19,6 +19,17 @@ The dense layer's LayerNorm (before the reshape, over all its outputs) is the sa
 ``"channels"`` and ``"map"``; the parameters (a scale and bias per channel) are the same
 under both, so a checkpoint loads under either.
 
+With ``categories`` = K > 0 the generator also reads a discrete code from its noise: the
+index of the largest of z's first K coordinates (uniform over the K values, since the
+coordinates are i.i.d.), one-hot, concatenated to z before the dense layer. That is the
+categorical code of InfoGAN's MNIST generator (Chen et al. 2016, Sec. 7.1: z plus a
+10-way code) without its mutual-information term, drawn from the same N(0, I) noise, so
+every caller (the train step, sampling, the fixed grids) stays as it is. It makes the
+generator discontinuous in z where the code changes, so it can put the ten digits in
+separate pieces of the noise space instead of passing through in-between shapes on the way
+from one to another (a continuous map of one Gaussian cannot). Measured in
+experiments/configs/train_gan.py: sample_score 7.26 -> 7.60 after 4 epochs.
+
 The convolutions are ``layers.Conv`` and ``layers.ConvTranspose`` (``nn.Conv`` /
 ``nn.ConvTranspose``'s parameters and function; patch matrix products on CPU, where XLA's
 native convolution gradients are slow inside ``lax.scan``: see ``genjax.models.layers``).
@@ -45,6 +56,8 @@ class Generator(nn.Module):
 
   z: [batch, latent_dim] -> x: [batch, H, W, C], pixels in [0, 1] (a sigmoid output).
   ``image_shape`` is (H, W, C) with H and W divisible by 4 (28x28 and 32x32 both work).
+  With ``categories`` = K in 1..latent_dim, the dense layer reads [z, one_hot(argmax
+  z[:, :K])] (see the module docstring); 0 (the default) reads z alone.
   Hidden layers: LayerNorm (over what ``norm`` names, one of ``GENERATOR_NORMS``: see the
   module docstring) then ReLU.
   """
@@ -52,13 +65,19 @@ class Generator(nn.Module):
   latent_dim: int
   width: int = 64
   norm: str = "channels"
+  categories: int = 0
 
   @nn.compact
   def __call__(self, z: jax.Array) -> jax.Array:
     if z.ndim != 2 or z.shape[-1] != self.latent_dim:
       raise ValueError(f"Generator: z has shape {z.shape}; expected [batch, {self.latent_dim}]")
     check_generator_norm(self.norm)
+    check_categories(self.categories, self.latent_dim)
     height, width, channels = self.image_shape
+    if self.categories:
+      code = jax.nn.one_hot(jnp.argmax(z[:, :self.categories], axis=-1), self.categories,
+                            dtype=z.dtype)
+      z = jnp.concatenate([z, code], axis=-1)
     h = nn.Dense(height // 4 * width // 4 * 2 * self.width)(z)
     h = nn.relu(self._normalise(h, (-1,))).reshape(
         z.shape[0], height // 4, width // 4, 2 * self.width)
@@ -77,6 +96,13 @@ class Generator(nn.Module):
 def check_generator_norm(norm: str) -> None:
   if norm not in GENERATOR_NORMS:
     raise ValueError(f"norm={norm!r}: expected one of {', '.join(GENERATOR_NORMS)}")
+
+
+def check_categories(categories: int, latent_dim: int) -> None:
+  if not 0 <= categories <= latent_dim:
+    raise ValueError(f"categories={categories}: expected 0 (no code) to latent_dim="
+                     f"{latent_dim} (the code is the argmax of z's first `categories` "
+                     "coordinates)")
 
 
 class Discriminator(nn.Module):
