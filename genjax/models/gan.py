@@ -22,8 +22,8 @@ under both, so a checkpoint loads under either.
 With ``categories`` = K > 0 the generator also reads a discrete code from its noise: the
 index of the largest of z's first K coordinates (uniform over the K values, since the
 coordinates are i.i.d.), one-hot, concatenated to z before the dense layer. That is the
-categorical code of InfoGAN's MNIST generator (Chen et al. 2016, Sec. 7.1: z plus a
-10-way code) without its mutual-information term, drawn from the same N(0, I) noise, so
+categorical code of InfoGAN's MNIST generator (Chen et al. 2016: z plus a 10-way
+code) without its mutual-information term, drawn from the same N(0, I) noise, so
 every caller (the train step, sampling, the fixed grids) stays as it is. It makes the
 generator discontinuous in z where the code changes, so it can put the ten digits in
 separate pieces of the noise space instead of passing through in-between shapes on the way
