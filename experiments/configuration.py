@@ -355,6 +355,11 @@ def _fields() -> dict[str, Field]:
       "gan_categories": F("Size K of the generator's discrete code, one-hot of the argmax of "
                           "z's first K coordinates, read with z (0: none; genjax.models.gan).",
                           integer(0)),
+      "gan_top_k": F("Top-k training (Sinha et al. 2020): the smallest fraction nu of the "
+                     "generator's batch its loss keeps, the samples the discriminator rates "
+                     "most real (1: the whole batch, off).", _fraction),
+      "gan_top_k_decay": F("Top-k training: the kept fraction starts at 1 and is multiplied "
+                           "by this gamma every epoch until it reaches gan_top_k.", _fraction),
       "g_ema_decay": F("Decay of the exponential moving average of the generator's "
                        "parameters that samples are drawn from (0: no average, sample the "
                        "trained generator).", _unit_interval),
@@ -420,6 +425,12 @@ def _unit_interval(v) -> str | None:
   """A number in [0, 1) (a moving average's decay)."""
   if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v < 1.0:
     return "expected a number in [0, 1)"
+
+
+def _fraction(v) -> str | None:
+  """A number in (0, 1] (a share of a batch, a per-epoch factor)."""
+  if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 < v <= 1.0:
+    return "expected a number in (0, 1]"
 
 
 def _model_sizes(v) -> str | None:

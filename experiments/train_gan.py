@@ -1,4 +1,5 @@
-"""Train a DCGAN (minimax, non-saturating or hinge loss; optional R1 penalty) and watch its samples.
+"""Train a DCGAN (minimax, non-saturating or hinge loss; optional R1 penalty and top-k
+generator updates) and watch its samples.
 
 One step updates the discriminator, then the generator against the updated
 discriminator, each with its own Adam (b1 = 0.5, as in DCGAN). Config:
@@ -8,8 +9,9 @@ optimizer states), samples_epoch_XXX.png every grid_every epochs (the generator 
 same 64 noise vectors, drawn from the seed, so progress is visible), fixed_noise.npz (those
 samples, by epoch), progress.png (the first samples of each grid, one row per epoch),
 samples.png (the final grid; every sample is drawn from the moving average of the
-generator's parameters when g_ema_decay > 0), curves.png (the two losses, D(x) and D(G(z)), and each
-player's gradient norm against the step), results.json and results.md (the last chunk's
+generator's parameters when g_ema_decay > 0), curves.png (the two losses, D(x) and D(G(z)), each
+player's gradient norm and, with top-k training, the fraction of G's batch kept, against
+the step), results.json and results.md (the last chunk's
 losses and D outputs, sample quality in a reference classifier's feature space,
 throughput).
 """
@@ -25,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from experiments import runner
+from experiments import configuration, runner
 from genjax import models
 from genjax.io import plotting, workdir
 from genjax.training import gan_step
@@ -36,10 +38,13 @@ PROGRESS_COLUMNS = 10         # of them, shown per row of progress.png
 PROGRESS_ROWS = 20            # at most, evenly spaced over the grids drawn
 PROBE_EXAMPLES = 1000         # test images whose mean D(x) is logged with each grid
 FIXED_NOISE = "fixed_noise.npz"
+READ_IF = {"gan_top_k_decay": configuration.ReadIf(lambda c: c.gan_top_k < 1.0,
+                                                   "gan_top_k < 1")}
 CURVE_PANELS = (   # curves.png: (metrics.jsonl keys, y label, y scale) per panel
     (("d_loss", "g_loss", "r1"), "loss", "linear"),
     (("d_real", "d_fake", "test_d_real", "fixed_d_fake"), "sigmoid(D)", "linear"),
-    (("d_grad_norm", "g_grad_norm"), "gradient norm", "log"))
+    (("d_grad_norm", "g_grad_norm"), "gradient norm", "log"),
+    (("g_top_k",), "fraction of G's batch in its loss", "linear"))
 
 
 def run(config: Any) -> dict:
@@ -63,7 +68,8 @@ def run(config: Any) -> dict:
   step = gan_step.make_gan_train_step(generator, discriminator, g_optimizer, d_optimizer,
                                       config.gan_loss, config.r1_gamma, config.latent_dim,
                                       axis_name=placement.axis_name,
-                                      g_ema_decay=config.g_ema_decay)
+                                      g_ema_decay=config.g_ema_decay,
+                                      g_top_k=_top_k_schedule(config, dataset))
   fixed_z = jax.random.normal(keys["noise"], (GRID_SAMPLES, config.latent_dim))
   probe = _make_probe(generator, discriminator, fixed_z, dataset.test_images[:PROBE_EXAMPLES])
 
@@ -117,6 +123,14 @@ def _check_config(config: Any, dataset) -> None:
                      config.gan_d_width)
   except ValueError as e:
     raise ValueError(f"config.dataset={config.dataset}: {e}") from None
+
+
+def _top_k_schedule(config: Any, dataset):
+  """The fraction of G's batch its loss keeps, by step (None: the whole batch)."""
+  if config.gan_top_k >= 1.0:
+    return None
+  steps_per_epoch = len(dataset.train_images) // config.batch_size
+  return gan_step.top_k_schedule(steps_per_epoch, config.gan_top_k, config.gan_top_k_decay)
 
 
 def generate(generator, g_params, rng: jax.Array, num: int, batch_size: int = 1000
@@ -189,8 +203,10 @@ def _save_curves(path: str, records: list[dict]) -> dict[str, list[str]]:
   """Three panels against the step: the losses; D(x) and D(G(z)) on training batches (and
   on test images and the fixed noise at each grid); each player's gradient norm (log
   scale: a discriminator whose gradients grow by decades while the generator's vanish is
-  winning the game). Returns the keys drawn, by panel (its y label)."""
-  return plotting.save_metric_panels(path, records, CURVE_PANELS)
+  winning the game); with top-k training, a fourth: the fraction of G's batch its loss
+  kept. Returns the keys drawn, by panel (its y label)."""
+  top_k = any("g_top_k" in r for r in records)
+  return plotting.save_metric_panels(path, records, CURVE_PANELS if top_k else CURVE_PANELS[:-1])
 
 
 def report(results: dict, config: Any) -> str:

@@ -102,6 +102,10 @@ def test_curves_show_each_players_gradient_norm(tmp_path):
                    "sigmoid(D)": ["d_real", "d_fake", "test_d_real", "fixed_d_fake"],
                    "gradient norm": ["d_grad_norm", "g_grad_norm"]}
   assert path.stat().st_size > 0
+  for r in records[:3]:
+    r["g_top_k"] = 0.5
+  assert train_gan._save_curves(str(path), records)["fraction of G's batch in its loss"] == [
+      "g_top_k"]
 
 
 def test_build_gan_names_the_supported_image_sizes():
@@ -130,6 +134,11 @@ def test_train_gan_end_to_end_writes_every_file_and_resumes(data_dir, tmp_path):
   with pytest.raises(ValueError, match=r"config.gan_categories=5: expected 0 \(no code\) to "
                                        r"config.latent_dim=4"):
     _run([*argv, "--config.gan_categories=5"])
+  with pytest.raises(ValueError, match=r"config.gan_top_k=0.0: expected a number in \(0, 1\]"):
+    _run([*argv, "--config.gan_top_k=0"])
+  with pytest.raises(ValueError, match="config.gan_top_k_decay=0.7 is not read: train_gan reads "
+                                       "gan_top_k_decay only when gan_top_k < 1"):
+    _run([*argv, "--config.gan_top_k=1", "--config.gan_top_k_decay=0.7"])
   assert not os.path.exists(workdir)
   results = _run(argv)
   for name in ("config.json", "metrics.jsonl", "samples_epoch_001.png", "samples_epoch_002.png",
@@ -154,6 +163,8 @@ def test_train_gan_end_to_end_writes_every_file_and_resumes(data_dir, tmp_path):
   assert config["preprocess"] == "continuous" and config["gan_loss"] == "hinge"
   records = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
   assert [r["step"] for r in records if "d_loss" in r] == [2, 4, 6, 8]
+  # The smoke config's top-k: G's loss keeps the whole batch in epoch 1, half in epoch 2.
+  assert [r["g_top_k"] for r in records if "d_loss" in r] == [1.0, 1.0, 0.5, 0.5]
   assert all(np.isfinite(r["d_grad_norm"]) and np.isfinite(r["g_grad_norm"])
              for r in records if "d_loss" in r)
   assert [r["epoch"] for r in records if "test_d_real" in r] == [1, 2]

@@ -56,3 +56,37 @@ def test_r1_penalty_matches_the_closed_form_input_gradient():
   got = gan.r1_penalty(apply, {"w": jnp.asarray(w), "c": c}, jnp.asarray(x), gamma)
   expected = gamma / 2 * np.mean(np.sum((w + c * x) ** 2, axis=(1, 2, 3)))
   np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def test_top_k_weights_keep_the_k_most_real_samples_and_the_loss_is_their_mean():
+  rng = np.random.default_rng(2)
+  fake = rng.normal(size=9)
+  for k in (1, 4, 9):
+    weights = np.asarray(gan.top_k_weights(jnp.asarray(fake), k))
+    kept = np.argsort(-fake)[:k]
+    expected = np.zeros(9)
+    expected[kept] = 1.0 / k
+    np.testing.assert_allclose(weights, expected, rtol=1e-6)
+    for kind in gan.GAN_LOSSES:
+      np.testing.assert_allclose(
+          gan.gan_generator_loss(jnp.asarray(fake), kind, jnp.asarray(weights)),
+          _reference_losses(fake, fake[kept], kind)[1], rtol=1e-5)
+  # No gradient reaches the dropped samples, nor flows through the choice itself.
+  grad = jax.grad(lambda f: gan.gan_generator_loss(f, "non_saturating",
+                                                   gan.top_k_weights(f, 4)))(jnp.asarray(fake))
+  assert np.count_nonzero(np.asarray(grad)) == 4
+  # Ties at the threshold: exactly k are kept, the earlier ones.
+  np.testing.assert_allclose(gan.top_k_weights(jnp.array([1.0, 2.0, 2.0, 2.0]), 2),
+                             [0.0, 0.5, 0.5, 0.0])
+
+
+def test_top_k_weights_choose_from_the_global_batch_across_devices():
+  """Split over two 'devices' (vmap with an axis name), each device's weights are the
+  global batch's times the device count, so the pmean of the weighted losses is the global
+  top-k mean, even when one device holds all k."""
+  fake = jnp.array([5.0, 4.0, 3.0, -1.0, -2.0, -3.0, 0.5, 0.0])
+  for k in (3, 5):
+    per_device = jax.vmap(lambda f: gan.top_k_weights(f, k, "devices"),
+                          axis_name="devices")(fake.reshape(2, 4))
+    np.testing.assert_allclose(per_device.reshape(-1), 2 * gan.top_k_weights(fake, k),
+                               rtol=1e-6)

@@ -82,6 +82,34 @@ def test_gan_step_split_over_two_devices_equals_one_device(gan):
                               rtol=1e-4, atol=1e-6)
 
 
+def test_top_k_of_the_whole_batch_is_the_plain_step_and_splits_over_devices(gan):
+  """Keeping the whole batch (fraction 1) is the plain step; keeping half gives the same
+  step on one device and split over two (k counts over the global batch)."""
+  def top_k_step(fraction, axis_name=None):
+    return gan_step.make_gan_train_step(*gan["players"], "non_saturating", 0.0, LATENT,
+                                        axis_name, g_top_k=lambda step: fraction)
+  whole, metrics = jax.jit(top_k_step(1.0))(gan["state"], gan["batch"])
+  chex.assert_trees_all_close(whole, gan["new_state"], rtol=1e-5, atol=1e-7)
+  assert metrics["g_top_k"] == 1.0
+  half, metrics = jax.jit(top_k_step(0.5))(gan["state"], gan["batch"])
+  assert metrics["g_top_k"] == 0.5
+  assert not np.allclose(half.g_params["Dense_0"]["kernel"],
+                         gan["new_state"].g_params["Dense_0"]["kernel"])
+  chex.assert_trees_all_close(half.d_params, gan["new_state"].d_params, rtol=1e-5, atol=1e-7)
+  halves = jax.tree.map(lambda v: v.reshape(2, BATCH // 2, *v.shape[1:]), gan["batch"])
+  split = jax.jit(jax.vmap(top_k_step(0.5, "batch"), in_axes=(None, 0), axis_name="batch"))
+  states, _ = split(gan["state"], halves)
+  chex.assert_trees_all_close(jax.tree.map(lambda x: x[1], states), half, rtol=1e-4, atol=1e-6)
+
+
+def test_top_k_schedule_shrinks_by_its_factor_each_epoch_to_its_floor():
+  schedule = gan_step.top_k_schedule(10, 0.5, 0.8)
+  np.testing.assert_allclose([schedule(s) for s in (0, 9, 10, 25, 30, 1000)],
+                             [1.0, 1.0, 0.8, 0.64, 0.512, 0.5], rtol=1e-6)
+  with pytest.raises(ValueError, match=r"minimum=0.0, decay=0.9\): expected .* in \(0, 1\]"):
+    gan_step.top_k_schedule(10, 0.0, 0.9)
+
+
 def test_gan_state_checkpoint_round_trips_both_networks_and_optimizers(gan, tmp_path):
   manager = checkpoint.make_manager(str(tmp_path))
   checkpoint.save(manager, gan["new_state"], 1)

@@ -90,12 +90,14 @@ def get_config(variant=None):
   c.gan_d_width = 48    # the discriminator's width (0: gan_width)
   c.gan_norm = "map"
   c.gan_categories = 10   # the generator's discrete code (models.gan; 0: none)
+  c.gan_top_k = 0.5       # top-k training: G's loss on the best half of its batch ...
+  c.gan_top_k_decay = 0.9   # ... reached by shrinking the kept fraction 0.9x per epoch
   c.g_ema_decay = 0.0   # e.g. 0.999: sample from a moving average (no gain measured here)
   c.grid_every = 1
   c.quality_samples = 10000
   return base.with_variant(c, variant, {
       "smoke": dict(epochs=2, batch_size=16, latent_dim=4, gan_width=4, gan_d_width=0,
-                    gan_categories=3,
+                    gan_categories=3, gan_top_k=0.5, gan_top_k_decay=0.5,
                     steps_per_chunk=2,
                     checkpoint_every=1, quality_samples=64),
   })

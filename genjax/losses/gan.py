@@ -1,5 +1,5 @@
-"""Generative adversarial networks: the minimax, non-saturating and hinge losses, and the
-R1 gradient penalty.
+"""Generative adversarial networks: the minimax, non-saturating and hinge losses, top-k
+generator updates and the R1 gradient penalty.
 
 Functions of the discriminator's logits l = D(x) (before the sigmoid), so every log is a
 log-sigmoid:  -log sigmoid(l) = softplus(-l),  -log(1 - sigmoid(l)) = softplus(l).
@@ -37,20 +37,55 @@ def gan_discriminator_loss(real_logits: jax.Array, fake_logits: jax.Array,
   return jnp.mean(jax.nn.softplus(-real_logits)) + jnp.mean(jax.nn.softplus(fake_logits))
 
 
-def gan_generator_loss(fake_logits: jax.Array, kind: str) -> jax.Array:
+def gan_generator_loss(fake_logits: jax.Array, kind: str,
+                       weights: jax.Array | None = None) -> jax.Array:
   """The generator's loss, a scalar mean over fake_logits: [batch] = D(G(z)).
 
     minimax:         E_z[log(1 - sigmoid(D(G(z))))]   (Goodfellow et al. 2014, Eq. 1; its
                                                        gradient vanishes when D wins)
     non_saturating:  E_z[-log sigmoid(D(G(z)))]       (Goodfellow et al. 2014, Sec. 3)
     hinge:           E_z[-D(G(z))]                    (Lim & Ye 2017; Miyato et al. 2018)
+
+  With ``weights`` [batch] (e.g. ``top_k_weights``) the mean becomes the weighted sum
+  sum_i weights_i * loss_i.
   """
   _check_gan_loss(kind)
   if kind == "minimax":
-    return -jnp.mean(jax.nn.softplus(fake_logits))
-  if kind == "non_saturating":
-    return jnp.mean(jax.nn.softplus(-fake_logits))
-  return -jnp.mean(fake_logits)
+    per_example = -jax.nn.softplus(fake_logits)
+  elif kind == "non_saturating":
+    per_example = jax.nn.softplus(-fake_logits)
+  else:
+    per_example = -fake_logits
+  if weights is None:
+    return jnp.mean(per_example)
+  return jnp.sum(weights * per_example)
+
+
+def top_k_weights(fake_logits: jax.Array, k: jax.Array | int,
+                  axis_name: str | None = None) -> jax.Array:
+  """Weights [batch] that keep the k samples the discriminator rates most real: 1/k on
+  each of them, 0 on the rest (top-k training, Sinha et al. 2020, "Top-k Training of GANs:
+  Improving GAN Performance by Throwing Away Bad Samples", Algorithm 1).
+
+  fake_logits: [batch] = D(G(z)); k in 1..batch, may be traced (a schedule's value). Ties
+  are broken by position, so exactly k samples are kept. No gradient flows through the
+  choice. Under ``jax.pmap`` with ``axis_name`` the k are chosen from the global batch
+  (every device's logits gathered, in device order) and each device's weights are scaled
+  by the device count, so the pmean of the per-device weighted losses is the global
+  batch's top-k mean: the same numbers on any split of the batch.
+  """
+  logits = jax.lax.stop_gradient(fake_logits)
+  local = logits.shape[0]
+  if axis_name is None:
+    everyone, offset, devices = logits, 0, 1
+  else:
+    everyone = jax.lax.all_gather(logits, axis_name).reshape(-1)
+    devices = everyone.shape[0] // local
+    offset = jax.lax.axis_index(axis_name) * local
+  # rank 0 = the largest logit; a stable sort keeps tied samples in batch order.
+  rank = jnp.argsort(jnp.argsort(-everyone, stable=True), stable=True)
+  own_rank = jax.lax.dynamic_slice_in_dim(rank, offset, local)
+  return (own_rank < k).astype(fake_logits.dtype) * (devices / jnp.asarray(k, fake_logits.dtype))
 
 
 def r1_penalty(discriminator_apply: Callable[[Any, jax.Array], jax.Array], d_params: Any,

@@ -65,7 +65,8 @@ def make_gan_train_step(generator: nn.Module, discriminator: nn.Module,
                         g_optimizer: optax.GradientTransformation,
                         d_optimizer: optax.GradientTransformation, loss_kind: str,
                         r1_gamma: float, latent_dim: int,
-                        axis_name: str | None = None, g_ema_decay: float = 0.0) -> GANStepFn:
+                        axis_name: str | None = None, g_ema_decay: float = 0.0,
+                        g_top_k: optax.Schedule | None = None) -> GANStepFn:
   """Returns the pure ``step(state, batch) -> (state, metrics)`` of a GAN.
 
   One step updates D, then G (Goodfellow et al. 2014, Algorithm 1 with k = 1):
@@ -73,7 +74,10 @@ def make_gan_train_step(generator: nn.Module, discriminator: nn.Module,
     G: theta <- theta - opt_G(grad_theta L_G(D_psi'(G(z')))),        fresh z' ~ N(0, I)
   with x = ``batch["image"]`` (pixels in [0, 1]), L_D and L_G the ``loss_kind`` losses of
   ``losses.gan`` and R1 the gradient penalty on real data (skipped when ``r1_gamma`` is 0).
-  G trains against the updated D. Noise comes from ``fold_in(state.rng, state.step)``,
+  G trains against the updated D. With ``g_top_k`` (step -> fraction f in (0, 1], e.g.
+  ``top_k_schedule``), G's loss is the mean over only the k = max(1, floor(f * batch))
+  samples the updated D rates most real (``losses.gan.top_k_weights``; the global batch's
+  under pmap). Noise comes from ``fold_in(state.rng, state.step)``,
   per example when the batch carries ``batch["index"]`` (as in ``make_train_step``), so
   it does not depend on the placement; under ``jax.pmap`` pass ``axis_name`` to average
   gradients and metrics over devices.
@@ -101,8 +105,10 @@ def make_gan_train_step(generator: nn.Module, discriminator: nn.Module,
                          "d_real": jnp.mean(jax.nn.sigmoid(real_logits)),
                          "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits))}
 
-  def g_loss_fn(g_params, d_params, z):
-    g_loss = gan_losses.gan_generator_loss(d_apply(d_params, g_apply(g_params, z)), loss_kind)
+  def g_loss_fn(g_params, d_params, z, k):
+    fake_logits = d_apply(d_params, g_apply(g_params, z))
+    weights = None if k is None else gan_losses.top_k_weights(fake_logits, k, axis_name)
+    g_loss = gan_losses.gan_generator_loss(fake_logits, loss_kind, weights)
     return g_loss, {"g_loss": g_loss}
 
   def step(state: GANTrainState, batch: Batch) -> tuple[GANTrainState, Metrics]:
@@ -122,7 +128,12 @@ def make_gan_train_step(generator: nn.Module, discriminator: nn.Module,
     d_updates, d_opt_state = d_optimizer.update(d_grads, state.d_opt_state, state.d_params)
     d_params = optax.apply_updates(state.d_params, d_updates)
 
-    g_grads, g_metrics = jax.grad(g_loss_fn, has_aux=True)(state.g_params, d_params, z_g)
+    k = kept = None
+    if g_top_k is not None:
+      batch_size = real.shape[0] * (1 if axis_name is None else jax.lax.psum(1, axis_name))
+      k = jnp.maximum(1.0, jnp.floor(g_top_k(state.step) * batch_size))
+      kept = k / batch_size
+    g_grads, g_metrics = jax.grad(g_loss_fn, has_aux=True)(state.g_params, d_params, z_g, k)
     if axis_name is not None:
       g_grads = jax.lax.pmean(g_grads, axis_name)
     g_updates, g_opt_state = g_optimizer.update(g_grads, state.g_opt_state, state.g_params)
@@ -138,8 +149,23 @@ def make_gan_train_step(generator: nn.Module, discriminator: nn.Module,
     metrics.update(loss=metrics["d_loss"] + metrics["g_loss"],
                    d_grad_norm=optax.global_norm(d_grads),
                    g_grad_norm=optax.global_norm(g_grads))
+    if kept is not None:
+      metrics["g_top_k"] = kept
     return state.replace(step=state.step + 1, g_params=g_params, d_params=d_params,
                          g_opt_state=g_opt_state, d_opt_state=d_opt_state,
                          g_ema=g_ema), metrics
 
   return step
+
+
+def top_k_schedule(steps_per_epoch: int, minimum: float, decay: float) -> optax.Schedule:
+  """step -> the fraction of G's batch kept by top-k training: decay^epoch, never below
+  ``minimum`` (Sinha et al. 2020, Sec. 3: k starts at the whole batch and shrinks by a
+  factor gamma = ``decay`` per epoch to nu = ``minimum`` of it); epoch = step //
+  steps_per_epoch."""
+  if steps_per_epoch < 1 or not 0.0 < minimum <= 1.0 or not 0.0 < decay <= 1.0:
+    raise ValueError(f"top_k_schedule(steps_per_epoch={steps_per_epoch}, minimum={minimum}, "
+                     f"decay={decay}): expected steps_per_epoch >= 1 and minimum, decay in "
+                     "(0, 1]")
+  return optax.exponential_decay(1.0, steps_per_epoch, decay, staircase=True,
+                                 end_value=minimum)
