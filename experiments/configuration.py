@@ -360,6 +360,10 @@ def _fields() -> dict[str, Field]:
                      "most real (1: the whole batch, off).", _fraction),
       "gan_top_k_decay": F("Top-k training: the kept fraction starts at 1 and is multiplied "
                            "by this gamma every epoch until it reaches gan_top_k.", _fraction),
+      "gan_sample_keep": F("Sampling by discriminator rejection for the scored samples: "
+                           "draw quality_samples / gan_sample_keep and keep those the "
+                           "discriminator rates most real, the same share per value of the "
+                           "generator's code (1: every draw kept).", _fraction),
       "g_ema_decay": F("Decay of the exponential moving average of the generator's "
                        "parameters that samples are drawn from (0: no average, sample the "
                        "trained generator).", _unit_interval),

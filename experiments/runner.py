@@ -49,7 +49,8 @@ ADDED_FIELDS = {"posterior": "diagonal", "flow_steps": 2, "snr_estimators": "",
                 "upper_latents": [], "upper_hidden": [100, 100], "budget": "machine",
                 "paper_budget": {}, "adam_eps": 1e-8, "lr_schedule": "constant",
                 "g_ema_decay": 0.0, "gan_norm": "channels", "gan_d_width": 0,
-                "gan_categories": 0, "gan_top_k": 1.0, "gan_top_k_decay": 0.9}
+                "gan_categories": 0, "gan_top_k": 1.0, "gan_top_k_decay": 0.9,
+                "gan_sample_keep": 1.0}
 
 
 def main(name: str, module: ModuleType, argv: list[str]) -> None:

@@ -1,5 +1,6 @@
-"""Train a DCGAN (minimax, non-saturating or hinge loss; optional R1 penalty and top-k
-generator updates) and watch its samples.
+"""Train a DCGAN (minimax, non-saturating or hinge loss; optional R1, top-k) and watch its samples.
+
+Top-k: the generator's loss on the samples D rates most real (Sinha et al. 2020).
 
 One step updates the discriminator, then the generator against the updated
 discriminator, each with its own Adam (b1 = 0.5, as in DCGAN). Config:
@@ -9,11 +10,12 @@ optimizer states), samples_epoch_XXX.png every grid_every epochs (the generator 
 same 64 noise vectors, drawn from the seed, so progress is visible), fixed_noise.npz (those
 samples, by epoch), progress.png (the first samples of each grid, one row per epoch),
 samples.png (the final grid; every sample is drawn from the moving average of the
-generator's parameters when g_ema_decay > 0), curves.png (the two losses, D(x) and D(G(z)), each
-player's gradient norm and, with top-k training, the fraction of G's batch kept, against
-the step), results.json and results.md (the last chunk's
-losses and D outputs, sample quality in a reference classifier's feature space,
-throughput).
+generator's parameters when g_ema_decay > 0), scored_samples.png (the first 64 of the
+samples scored for quality: with gan_sample_keep < 1, those D rated most real),
+curves.png (the two losses, D(x) and D(G(z)), each player's gradient norm and, with top-k
+training, the fraction of G's batch kept, against the step), results.json and results.md
+(the last chunk's losses and D outputs, sample quality in a reference classifier's
+feature space, throughput).
 """
 
 from __future__ import annotations
@@ -39,7 +41,11 @@ PROGRESS_ROWS = 20            # at most, evenly spaced over the grids drawn
 PROBE_EXAMPLES = 1000         # test images whose mean D(x) is logged with each grid
 FIXED_NOISE = "fixed_noise.npz"
 READ_IF = {"gan_top_k_decay": configuration.ReadIf(lambda c: c.gan_top_k < 1.0,
-                                                   "gan_top_k < 1")}
+                                                   "gan_top_k < 1"),
+           "gan_sample_keep": configuration.ReadIf(lambda c: c.quality_samples > 0,
+                                                   "quality_samples > 0")}
+# Scores of every candidate too, when sampling by discriminator rejection (raw_<key>).
+RAW_KEYS = ("sample_fd", "sample_score", "sample_modes", "sample_class_kl")
 CURVE_PANELS = (   # curves.png: (metrics.jsonl keys, y label, y scale) per panel
     (("d_loss", "g_loss", "r1"), "loss", "linear"),
     (("d_real", "d_fake", "test_d_real", "fixed_d_fake"), "sigmoid(D)", "linear"),
@@ -89,8 +95,20 @@ def run(config: Any) -> dict:
   samples, probed = probe(state.params)
   quality = {}
   if config.quality_samples:
-    quality = runner.sample_quality(config, dataset, generate(
-        generator, state.sampling_params, keys["quality"], config.quality_samples))
+    scored = generate(generator, state.sampling_params, keys["quality"],
+                      config.quality_samples, discriminator=discriminator,
+                      d_params=state.d_params, keep=config.gan_sample_keep)
+    quality = runner.sample_quality(config, dataset, scored)
+    if workdir.is_primary():
+      plotting.save_image_grid(
+          os.path.join(config.workdir, "scored_samples.png"), scored[:GRID_SAMPLES],
+          title=f"the first {min(GRID_SAMPLES, len(scored))} scored samples"
+                + (f" (D's best {config.gan_sample_keep:g} of the draws)"
+                   if config.gan_sample_keep < 1.0 else ""))
+    if config.gan_sample_keep < 1.0:   # the same draws, every one kept
+      raw = runner.sample_quality(config, dataset, generate(
+          generator, state.sampling_params, keys["quality"], config.quality_samples))
+      quality.update({f"raw_{k}": raw[k] for k in RAW_KEYS if k in raw})
   if workdir.is_primary():
     plotting.save_image_grid(os.path.join(config.workdir, "samples.png"), samples,
                              title=f"G(z), {GRID_SAMPLES} fixed z, final (epoch {config.epochs})")
@@ -107,7 +125,9 @@ def run(config: Any) -> dict:
             "and fixed_d_fake are the final networks on test images and on the fixed noise. "
             "sample_* score quality_samples samples G(z) with the cached reference "
             "classifier (genjax.metrics.sample_quality; data_fd: real training images, the "
-            "floor). examples_per_s excludes each process's first (compiling) chunk; "
+            "floor); with gan_sample_keep < 1 those samples are the share gan_sample_keep "
+            "of more draws that D rates most real, and raw_sample_* score the same number "
+            "of draws, all kept. examples_per_s excludes each process's first (compiling) chunk; "
             "wall_s is this invocation's wall time, train_s the time in training steps over "
             "every invocation of the run.")
   return results
@@ -133,19 +153,33 @@ def _top_k_schedule(config: Any, dataset):
   return gan_step.top_k_schedule(steps_per_epoch, config.gan_top_k, config.gan_top_k_decay)
 
 
-def generate(generator, g_params, rng: jax.Array, num: int, batch_size: int = 1000
-             ) -> np.ndarray:
-  """``num`` samples G(z), z ~ N(0, I), drawn ``batch_size`` at a time: [num, H, W, C]."""
-  batch_size = min(batch_size, num)
+def generate(generator, g_params, rng: jax.Array, num: int, batch_size: int = 1000,
+             discriminator=None, d_params=None, keep: float = 1.0) -> np.ndarray:
+  """``num`` samples G(z), z ~ N(0, I), drawn ``batch_size`` at a time: [num, H, W, C].
+
+  With ``keep`` < 1 (and the discriminator), sampling by discriminator rejection: ceil(num
+  / keep) candidates are drawn and the ``num`` that D rates most real are kept, the same
+  share within each value of the generator's code (``models.gan.most_real``). The first
+  ``num`` candidates are what ``keep`` = 1 returns with the same ``rng``.
+  """
+  candidates = num if keep >= 1.0 else int(np.ceil(num / keep))
+  batch_size = min(batch_size, num)   # the same batches as keep = 1, then more
 
   @jax.jit
   def one(params, key):
-    return generator.apply({"params": params},
-                           jax.random.normal(key, (batch_size, generator.latent_dim)))
+    z = jax.random.normal(key, (batch_size, generator.latent_dim))
+    x = generator.apply({"params": params["generator"]}, z)
+    logits = (jnp.zeros(batch_size) if discriminator is None
+              else discriminator.apply({"params": params["discriminator"]}, x))
+    return x, logits, models.gan.code_of(z, generator.categories)
 
-  out = [np.asarray(one(g_params, jax.random.fold_in(rng, i)))
-         for i in range(-(-num // batch_size))]
-  return np.concatenate(out)[:num]
+  params = {"generator": g_params, "discriminator": d_params}
+  parts = [jax.device_get(one(params, jax.random.fold_in(rng, i)))
+           for i in range(-(-candidates // batch_size))]
+  images, logits, codes = (np.concatenate(p)[:candidates] for p in zip(*parts))
+  if candidates == num:
+    return images
+  return images[models.gan.most_real(logits, codes, num)]
 
 
 def _make_probe(generator, discriminator, fixed_z: jax.Array, test_images: np.ndarray):

@@ -90,6 +90,42 @@ def test_generator_code_is_the_one_hot_argmax_of_zs_first_coordinates():
     models.build_gan((28, 28, 1), LATENT, WIDTH, categories=5)
 
 
+def test_most_real_keeps_the_same_share_of_each_code_its_highest_logits():
+  rng = np.random.default_rng(3)
+  logits, codes = rng.normal(size=40), np.repeat([0, 1, 2, 3], [16, 8, 8, 8])
+  kept = models.gan.most_real(logits, codes, 20)
+  assert len(kept) == 20 and np.all(np.diff(kept) > 0)
+  for code, count in [(0, 8), (1, 4), (2, 4), (3, 4)]:   # half of each code
+    members = np.flatnonzero(codes == code)
+    best = members[np.argsort(-logits[members])[:count]]
+    assert set(kept[codes[kept] == code]) == set(best), code
+  # One code: the num largest logits.
+  np.testing.assert_array_equal(models.gan.most_real(logits, np.zeros(40, int), 5),
+                                np.sort(np.argsort(-logits)[:5]))
+  with pytest.raises(ValueError, match="keep num=41 of 40 candidates"):
+    models.gan.most_real(logits, codes, 41)
+
+
+def test_sampling_by_discriminator_rejection_raises_d_and_keeps_the_codes_share():
+  generator, discriminator = models.build_gan((28, 28, 1), LATENT, WIDTH, categories=2)
+  g_params = jax.jit(generator.init)(jax.random.PRNGKey(0), jnp.zeros((1, LATENT)))["params"]
+  d_params = jax.jit(discriminator.init)(jax.random.PRNGKey(1),
+                                         jnp.zeros((1, 28, 28, 1)))["params"]
+  rng, num = jax.random.PRNGKey(2), 64
+  raw = train_gan.generate(generator, g_params, rng, num, batch_size=32)
+  kept = train_gan.generate(generator, g_params, rng, num, batch_size=32,
+                            discriminator=discriminator, d_params=d_params, keep=0.5)
+  # The same draws plus as many more: the kept are the best half of the 128 candidates.
+  z = jnp.concatenate([jax.random.normal(jax.random.fold_in(rng, i), (32, LATENT))
+                       for i in range(4)])
+  candidates = generator.apply({"params": g_params}, z)
+  np.testing.assert_allclose(candidates[:num], raw, atol=1e-4)
+  logits = np.asarray(discriminator.apply({"params": d_params}, candidates))
+  choice = models.gan.most_real(logits, np.asarray(models.gan.code_of(z, 2)), num)
+  np.testing.assert_allclose(kept, candidates[choice], atol=1e-4)
+  assert logits[choice].mean() > logits.mean()
+
+
 def test_curves_show_each_players_gradient_norm(tmp_path):
   """curves.png: losses, sigmoid(D) and the gradient norms of D and G (the diagnostics of a
   run whose discriminator wins)."""
@@ -142,14 +178,14 @@ def test_train_gan_end_to_end_writes_every_file_and_resumes(data_dir, tmp_path):
   assert not os.path.exists(workdir)
   results = _run(argv)
   for name in ("config.json", "metrics.jsonl", "samples_epoch_001.png", "samples_epoch_002.png",
-               "samples.png", "progress.png", "curves.png", "fixed_noise.npz", "results.json",
-               "results.md"):
+               "samples.png", "scored_samples.png", "progress.png", "curves.png",
+               "fixed_noise.npz", "results.json", "results.md"):
     assert os.path.getsize(os.path.join(workdir, name)) > 0, name
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["4", "8"]
   stored = json.load(open(os.path.join(workdir, "results.json")))
   for key in ("d_loss", "g_loss", "d_real", "d_fake", "r1", "test_d_real", "fixed_d_fake",
               "sample_fd", "sample_score", "classifier_test_accuracy", "examples_per_s",
-              "wall_s", "train_s"):
+              "wall_s", "train_s", "raw_sample_fd", "raw_sample_score"):
     assert np.isfinite(stored[key]), key
   assert stored["steps"] == 8 and stored["epochs"] == 2 and stored["r1"] > 0
   assert stored["num_params"] == stored["g_num_params"] + stored["d_num_params"]

@@ -30,6 +30,9 @@ separate pieces of the noise space instead of passing through in-between shapes 
 from one to another (a continuous map of one Gaussian cannot). Measured in
 experiments/configs/train_gan.py: sample_score 7.26 -> 7.60 after 4 epochs.
 
+``most_real`` picks the samples to keep when sampling by discriminator rejection
+(train_gan's ``gan_sample_keep``), within each value of the code.
+
 The convolutions are ``layers.Conv`` and ``layers.ConvTranspose`` (``nn.Conv`` /
 ``nn.ConvTranspose``'s parameters and function; patch matrix products on CPU, where XLA's
 native convolution gradients are slow inside ``lax.scan``: see ``genjax.models.layers``).
@@ -44,6 +47,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from genjax.models.layers import Conv, ConvTranspose
 
@@ -75,8 +79,7 @@ class Generator(nn.Module):
     check_categories(self.categories, self.latent_dim)
     height, width, channels = self.image_shape
     if self.categories:
-      code = jax.nn.one_hot(jnp.argmax(z[:, :self.categories], axis=-1), self.categories,
-                            dtype=z.dtype)
+      code = jax.nn.one_hot(code_of(z, self.categories), self.categories, dtype=z.dtype)
       z = jnp.concatenate([z, code], axis=-1)
     h = nn.Dense(height // 4 * width // 4 * 2 * self.width)(z)
     h = nn.relu(self._normalise(h, (-1,))).reshape(
@@ -103,6 +106,38 @@ def check_categories(categories: int, latent_dim: int) -> None:
     raise ValueError(f"categories={categories}: expected 0 (no code) to latent_dim="
                      f"{latent_dim} (the code is the argmax of z's first `categories` "
                      "coordinates)")
+
+
+def code_of(z: jax.Array, categories: int) -> jax.Array:
+  """The generator's discrete code for noise z: [batch, latent_dim] -> [batch] ints, the
+  argmax of z's first ``categories`` coordinates (all 0 when ``categories`` is 0)."""
+  if not categories:
+    return jnp.zeros(z.shape[:1], jnp.int32)
+  return jnp.argmax(z[:, :categories], axis=-1)
+
+
+def most_real(d_logits: np.ndarray, codes: np.ndarray, num: int) -> np.ndarray:
+  """Indices of the ``num`` candidates to keep when sampling by discriminator rejection
+  (a deterministic form of Azadi et al. 2019, Discriminator Rejection Sampling: draw more
+  samples than needed, keep those D rates most real).
+
+  d_logits, codes: [m] (D(G(z)) and ``code_of(z)`` per candidate), m >= num. Each
+  candidate's rank among the candidates of its code, as a fraction of that code's count,
+  orders them (ties by the logit), so every code keeps about num / m of its candidates and
+  the code's marginal stays as drawn (a global cut would favour the digits D rates most
+  real). Returns [num] indices in increasing order.
+  """
+  d_logits, codes = np.asarray(d_logits), np.asarray(codes)
+  if not 0 < num <= len(d_logits) or codes.shape != d_logits.shape:
+    raise ValueError(f"most_real: keep num={num} of {len(d_logits)} candidates (codes of "
+                     f"shape {codes.shape}, logits {d_logits.shape}); expected 0 < num <= "
+                     "candidates and one code per logit")
+  share = np.empty(len(d_logits))
+  for code in np.unique(codes):
+    members = np.flatnonzero(codes == code)
+    order = members[np.argsort(-d_logits[members], kind="stable")]
+    share[order] = np.arange(len(order)) / len(order)
+  return np.sort(np.lexsort((-d_logits, share))[:num])
 
 
 class Discriminator(nn.Module):
