@@ -444,14 +444,16 @@ def reference_classifier_of(dataset: sources.Dataset) -> reference_classifier.Re
 
 
 def sample_quality(config: Any, dataset: sources.Dataset, samples: np.ndarray,
-                   conditioned_on: np.ndarray | None = None) -> dict[str, float]:
+                   conditioned_on: np.ndarray | None = None, floor: bool = True
+                   ) -> dict[str, float]:
   """Scores ``samples`` [n, H, W, C] in [0, 1] with the reference classifier of
   ``dataset`` (trained once, cached in ``$GENJAX_CACHE``, default ~/.cache/genjax):
   ``sample_fd``, ``sample_score``, ``sample_modes``, ``sample_class_kl``, the class
   shares, ``classifier_test_accuracy``, ``data_fd`` / ``data_score`` (n real training
   images: the floor), and with ``conditioned_on`` [n] ``conditional_accuracy``
-  (``genjax.metrics.sample_quality``). Returns {} when there is no labelled reference
-  data set (a warning says so).
+  (``genjax.metrics.sample_quality``; ``floor=False`` skips data_fd / data_score, e.g.
+  when a second set of samples of the same size is scored). Returns {} when there is no
+  labelled reference data set (a warning says so).
   """
   reference = reference_data(config, dataset)
   if reference is None:
@@ -462,7 +464,8 @@ def sample_quality(config: Any, dataset: sources.Dataset, samples: np.ndarray,
     return {}
   return quality.sample_quality(reference_classifier_of(reference), samples,
                                 reference.test_images, conditioned_on,
-                                real_baseline=reference.train_images[:len(samples)])
+                                real_baseline=(reference.train_images[:len(samples)] if floor
+                                               else None))
 
 
 def mean_and_std(values: list[float]) -> tuple[float, float]:

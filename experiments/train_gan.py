@@ -95,9 +95,9 @@ def run(config: Any) -> dict:
   samples, probed = probe(state.params)
   quality = {}
   if config.quality_samples:
-    scored = generate(generator, state.sampling_params, keys["quality"],
-                      config.quality_samples, discriminator=discriminator,
-                      d_params=state.d_params, keep=config.gan_sample_keep)
+    scored, raw = generate(generator, state.sampling_params, keys["quality"],
+                           config.quality_samples, discriminator=discriminator,
+                           d_params=state.d_params, keep=config.gan_sample_keep, with_raw=True)
     quality = runner.sample_quality(config, dataset, scored)
     if workdir.is_primary():
       plotting.save_image_grid(
@@ -105,10 +105,9 @@ def run(config: Any) -> dict:
           title=f"the first {min(GRID_SAMPLES, len(scored))} scored samples"
                 + (f" (D's best {config.gan_sample_keep:g} of the draws)"
                    if config.gan_sample_keep < 1.0 else ""))
-    if config.gan_sample_keep < 1.0:   # the same draws, every one kept
-      raw = runner.sample_quality(config, dataset, generate(
-          generator, state.sampling_params, keys["quality"], config.quality_samples))
-      quality.update({f"raw_{k}": raw[k] for k in RAW_KEYS if k in raw})
+    if config.gan_sample_keep < 1.0:   # the first draws, every one kept
+      raw_quality = runner.sample_quality(config, dataset, raw, floor=False)
+      quality.update({f"raw_{k}": raw_quality[k] for k in RAW_KEYS if k in raw_quality})
   if workdir.is_primary():
     plotting.save_image_grid(os.path.join(config.workdir, "samples.png"), samples,
                              title=f"G(z), {GRID_SAMPLES} fixed z, final (epoch {config.epochs})")
@@ -154,13 +153,15 @@ def _top_k_schedule(config: Any, dataset):
 
 
 def generate(generator, g_params, rng: jax.Array, num: int, batch_size: int = 1000,
-             discriminator=None, d_params=None, keep: float = 1.0) -> np.ndarray:
+             discriminator=None, d_params=None, keep: float = 1.0, with_raw: bool = False
+             ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
   """``num`` samples G(z), z ~ N(0, I), drawn ``batch_size`` at a time: [num, H, W, C].
 
   With ``keep`` < 1 (and the discriminator), sampling by discriminator rejection: ceil(num
   / keep) candidates are drawn and the ``num`` that D rates most real are kept, the same
   share within each value of the generator's code (``models.gan.most_real``). The first
-  ``num`` candidates are what ``keep`` = 1 returns with the same ``rng``.
+  ``num`` candidates are what ``keep`` = 1 returns with the same ``rng``; ``with_raw``
+  returns them too: (kept, first num candidates).
   """
   candidates = num if keep >= 1.0 else int(np.ceil(num / keep))
   batch_size = min(batch_size, num)   # the same batches as keep = 1, then more
@@ -177,9 +178,8 @@ def generate(generator, g_params, rng: jax.Array, num: int, batch_size: int = 10
   parts = [jax.device_get(one(params, jax.random.fold_in(rng, i)))
            for i in range(-(-candidates // batch_size))]
   images, logits, codes = (np.concatenate(p)[:candidates] for p in zip(*parts))
-  if candidates == num:
-    return images
-  return images[models.gan.most_real(logits, codes, num)]
+  kept = images if candidates == num else images[models.gan.most_real(logits, codes, num)]
+  return (kept, images[:num]) if with_raw else kept
 
 
 def _make_probe(generator, discriminator, fixed_z: jax.Array, test_images: np.ndarray):

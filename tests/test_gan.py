@@ -113,8 +113,10 @@ def test_sampling_by_discriminator_rejection_raises_d_and_keeps_the_codes_share(
                                          jnp.zeros((1, 28, 28, 1)))["params"]
   rng, num = jax.random.PRNGKey(2), 64
   raw = train_gan.generate(generator, g_params, rng, num, batch_size=32)
-  kept = train_gan.generate(generator, g_params, rng, num, batch_size=32,
-                            discriminator=discriminator, d_params=d_params, keep=0.5)
+  kept, first = train_gan.generate(generator, g_params, rng, num, batch_size=32,
+                                   discriminator=discriminator, d_params=d_params, keep=0.5,
+                                   with_raw=True)
+  np.testing.assert_allclose(first, raw, atol=1e-5)
   # The same draws plus as many more: the kept are the best half of the 128 candidates.
   z = jnp.concatenate([jax.random.normal(jax.random.fold_in(rng, i), (32, LATENT))
                        for i in range(4)])
