@@ -19,6 +19,7 @@ sample_fd 6.07 / 8.66 / 9.33 (the VAE's 27.83), sample_modes 10, sample_class_kl
 7.78, sample_fd 7.23 / 8.29 / 9.76. The whole command 480 s / 556 s / 539 s wall
 (train_s 451 / 525 / 506; the machine was slower during the second and third, 1,157 and
 1,203 examples/s against 1,347), 8:04 / 9:20 / 9:04 with Python's start-up (/usr/bin/time).
+Seed 0 rerun at 1,093 examples/s: the same numbers in 593 s (9:57): little to spare.
 How each part moved the score (seed 0 / seed 1, 10,000 samples):
   - the code alone (the previous default): 7.99 / 7.82, sample_fd 6.12 / 8.42;
   - with top-k training: 7.92 / 7.77, sample_fd 5.28 / 7.80 (a lower sample_fd at both
