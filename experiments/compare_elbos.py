@@ -40,7 +40,7 @@ from genjax.losses import elbo
 from genjax.metrics import curves
 from genjax.metrics import likelihood as likelihood_metrics
 from genjax.models import protocol
-from genjax.training import parallel, schedules
+from genjax.training import loop, parallel, schedules
 from genjax.training import state as train_state
 from genjax.training import step as train_step
 
@@ -295,7 +295,7 @@ def optimizer(config: Any, num_train: int) -> optax.GradientTransformation:
   num_train // batch_size steps, as ``runner.train`` counts an epoch)."""
   rate = config.learning_rate
   if config.lr_schedule == "iwae":
-    rate = schedules.iwae_learning_rate(rate, num_train // config.batch_size)
+    rate = schedules.iwae_learning_rate(rate, loop.steps_per_epoch(num_train, config.batch_size))
   return optax.adam(rate, eps=config.adam_eps)
 
 

@@ -235,8 +235,8 @@ def train(config: Any, state: Any, step: Callable, train_data: dict, *, run_dir:
   if restored is not None:
     progress.note(f"{name or run_dir}: resumed from the checkpoint at step {restored}")
   writer = workdir.MetricsWriter(run_dir)
-  shown = progress.TrainProgress(name, epochs, len(next(iter(train_data.values())))
-                                 // config.batch_size, restored or 0)
+  shown = progress.TrainProgress(name, epochs, loop.steps_per_epoch(
+      len(next(iter(train_data.values()))), config.batch_size), restored or 0)
   chunks = loop.fit(state, step, train_data, batch_size=config.batch_size, num_epochs=epochs,
                     data_rng=data_rng, preprocess=preprocess,
                     steps_per_chunk=config.steps_per_chunk or None, placement=placement)

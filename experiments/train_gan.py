@@ -32,7 +32,7 @@ import optax
 from experiments import configuration, runner
 from genjax import models
 from genjax.io import plotting, workdir
-from genjax.training import gan_step
+from genjax.training import gan_step, loop
 
 ADAM_BETAS = (0.5, 0.999)     # Radford et al. 2016, Sec. 4
 GRID_SAMPLES = 64             # fixed noise vectors in each samples_epoch_XXX.png
@@ -148,8 +148,8 @@ def _top_k_schedule(config: Any, dataset):
   """The fraction of G's batch its loss keeps, by step (None: the whole batch)."""
   if config.gan_top_k >= 1.0:
     return None
-  steps_per_epoch = len(dataset.train_images) // config.batch_size
-  return gan_step.top_k_schedule(steps_per_epoch, config.gan_top_k, config.gan_top_k_decay)
+  steps = loop.steps_per_epoch(len(dataset.train_images), config.batch_size)
+  return gan_step.top_k_schedule(steps, config.gan_top_k, config.gan_top_k_decay)
 
 
 def generate(generator, g_params, rng: jax.Array, num: int, batch_size: int = 1000,
@@ -163,6 +163,9 @@ def generate(generator, g_params, rng: jax.Array, num: int, batch_size: int = 10
   ``num`` candidates are what ``keep`` = 1 returns with the same ``rng``; ``with_raw``
   returns them too: (kept, first num candidates).
   """
+  if keep < 1.0 and discriminator is None:
+    raise ValueError(f"generate: keep={keep} < 1 ranks the draws by the discriminator; "
+                     "pass discriminator= and d_params=, or keep=1.0")
   candidates = num if keep >= 1.0 else int(np.ceil(num / keep))
   batch_size = min(batch_size, num)   # the same batches as keep = 1, then more
 

@@ -60,7 +60,7 @@ def run(config: Any) -> dict:
   wall_start = time.perf_counter()
   prior_dir = os.path.join(config.workdir, "prior")
   dataset, placement = runner.prepare(config, check=lambda ds: _check_prior_dir(
-      prior_dir, config.epochs * (len(ds.train_images) // config.batch_size)))
+      prior_dir, config.epochs * loop.steps_per_epoch(len(ds.train_images), config.batch_size)))
   image_shape = dataset.train_images.shape[1:]
   grid = (image_shape[0] // 4, image_shape[1] // 4)
   likelihood = likelihoods.make_likelihood("bernoulli")

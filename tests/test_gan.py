@@ -126,6 +126,8 @@ def test_sampling_by_discriminator_rejection_raises_d_and_keeps_the_codes_share(
   choice = models.gan.most_real(logits, np.asarray(models.gan.code_of(z, 2)), num)
   np.testing.assert_allclose(kept, candidates[choice], atol=1e-4)
   assert logits[choice].mean() > logits.mean()
+  with pytest.raises(ValueError, match="keep=0.5 < 1 ranks the draws by the discriminator"):
+    train_gan.generate(generator, g_params, rng, num, batch_size=32, keep=0.5)
 
 
 def test_curves_show_each_players_gradient_norm(tmp_path):

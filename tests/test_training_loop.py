@@ -86,6 +86,7 @@ def test_batch_larger_than_data_is_a_clear_error(setup):
   with pytest.raises(ValueError, match="batch_size=100 is larger than the 64"):
     next(loop.fit(_fresh_state(setup), setup[4], _data(), batch_size=100, num_epochs=1,
                   data_rng=jax.random.PRNGKey(0)))
+  assert loop.steps_per_epoch(64, 10) == 6 and loop.steps_per_epoch(64, 64) == 1
 
 
 def test_non_finite_metrics_raise_diverged_before_the_chunk_is_yielded(setup):

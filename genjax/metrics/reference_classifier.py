@@ -120,7 +120,7 @@ def reference_classifier(dataset_name: str, train_images: np.ndarray, train_labe
                  directory)
     step = train_step.make_train_step(semi_supervised.make_classifier_loss(model), optimizer)
     batch_size = min(settings["batch_size"], len(train_images))
-    steps_per_epoch = len(train_images) // batch_size
+    steps_per_epoch = loop.steps_per_epoch(len(train_images), batch_size)
     with progress.bar(settings["epochs"] * steps_per_epoch,
                       f"reference classifier ({dataset_name})", unit="step") as shown:
       for state, _ in loop.fit(state, step, {"image": train_images, "label": train_labels},

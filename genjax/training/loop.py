@@ -32,6 +32,16 @@ def largest_divisor_at_most(n: int, limit: int) -> int:
   return max(d for d in range(1, min(n, max(limit, 1)) + 1) if n % d == 0)
 
 
+def steps_per_epoch(num_examples: int, batch_size: int) -> int:
+  """Steps in one pass over ``num_examples``: ``num_examples // batch_size`` (``fit`` drops
+  the remainder; every schedule counted in epochs uses this)."""
+  steps = num_examples // batch_size
+  if steps == 0:
+    raise ValueError(f"batch_size={batch_size} is larger than the {num_examples} "
+                     "training examples")
+  return steps
+
+
 @functools.partial(jax.jit, static_argnums=2)
 def epoch_permutation(shuffle_rng: jax.Array, epoch: jax.Array, num_examples: int) -> jax.Array:
   """The order of examples in ``epoch``: a permutation drawn from fold_in(rng, epoch)."""
@@ -64,13 +74,10 @@ def fit(state: TrainState, step: StepFn, train_data: Batch, *, batch_size: int,
   metrics are not all finite.
   """
   num_examples = len(next(iter(train_data.values())))
-  steps_per_epoch = num_examples // batch_size
-  if steps_per_epoch == 0:
-    raise ValueError(f"batch_size={batch_size} is larger than the {num_examples} "
-                     "training examples")
+  epoch_steps = steps_per_epoch(num_examples, batch_size)
   placement = placement or parallel.make_placement("none")
   parallel.check_batch_size(placement, batch_size)
-  chunk_len = largest_divisor_at_most(steps_per_epoch, steps_per_chunk or steps_per_epoch)
+  chunk_len = largest_divisor_at_most(epoch_steps, steps_per_chunk or epoch_steps)
   chunk_fn = parallel.make_chunk_fn(step, batch_size, chunk_len, preprocess, placement)
   shuffle_rng, batch_rng = jax.random.split(data_rng)
   # Placing host data on a multi-process mesh is itself a collective (an equality check).
@@ -82,8 +89,8 @@ def fit(state: TrainState, step: StepFn, train_data: Batch, *, batch_size: int,
   start = int(np.max(jax.device_get(parallel.local(placement, state).step)))  # replicas move together
   if start % chunk_len:
     raise ValueError(f"state.step={start} is not at a chunk boundary ({chunk_len} steps)")
-  for global_step in range(start, num_epochs * steps_per_epoch, chunk_len):
-    epoch, first = divmod(global_step, steps_per_epoch)
+  for global_step in range(start, num_epochs * epoch_steps, chunk_len):
+    epoch, first = divmod(global_step, epoch_steps)
     if first == 0 or global_step == start:
       perm = epoch_permutation(shuffle_rng, jax.device_put(np.int32(epoch)), num_examples)
       if placement.kind != "none":
@@ -98,7 +105,7 @@ def fit(state: TrainState, step: StepFn, train_data: Batch, *, batch_size: int,
     log = {k: float(v) for k, v in jax.device_get(parallel.local(placement, metrics)).items()}
     dt = time.perf_counter() - tic
     end = global_step + chunk_len
-    log.update(step=end, epoch=end / steps_per_epoch, epoch_end=float(end % steps_per_epoch == 0),
+    log.update(step=end, epoch=end / epoch_steps, epoch_end=float(end % epoch_steps == 0),
                examples_per_s=chunk_len * batch_size / dt, seconds=dt)
     _check_finite(log, first_step=global_step + 1)
     yield parallel.local(placement, state), log
