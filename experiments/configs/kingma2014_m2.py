@@ -33,6 +33,8 @@ Budgets (``--config.budget``):
     curve's log-linear tail would reach the paper's error). Measured: README
     "Reproductions".
   paper: 3,000 passes (the authors' code), test error every 100.
+  Longer on this machine: ``--config.seeds=1 --config.epochs=50`` (43 min, both label
+    counts): 16.29 % and 7.94 % at pass 50, both curves still falling (bench/RESULTS.md).
 Variants:
   genjax_architecture: the ablation — semi_supervised's default M2 network (MLP 512-256,
           ReLU, z of 32, Adam 1e-3) under the same protocol and budget, to measure how much
