@@ -3,7 +3,7 @@
 
 Runs ``experiments/EXPERIMENT.py`` on the config ``experiments/configs/EXPERIMENT.py`` (or
 ``--config``), with ``--config.FIELD=VALUE`` overrides, validated before anything is
-written (``experiments/configuration.py``). ``python launch.py --list`` lists the
+written (``experiments/framework/configuration.py``). ``python launch.py --list`` lists the
 experiments; ``python launch.py EXPERIMENT --help`` prints its fields, defaults and docs.
 Before JAX is imported it applies ``--host_devices=N`` (XLA reads the CPU device count only
 at start-up). Multi-process runs: ``--coordinator_address``, ``--num_processes`` and
@@ -30,7 +30,6 @@ EXPERIMENTS_DIR = pathlib.Path(__file__).resolve().parent / "experiments"
 USAGE = ("usage: python launch.py EXPERIMENT --workdir=DIR [--config=FILE[:variant]] "
          "[--config.FIELD=VALUE ...]   |   python launch.py EXPERIMENT --help   |   "
          "python launch.py --list")
-NOT_EXPERIMENTS = ("runner", "configuration", "evaluators")
 HELP_FLAGS = ("-h", "--help", "--helpshort", "--helpfull")
 CLUSTER_ENV = ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE", "JAX_COORDINATOR_ADDRESS")
 QUIET_LOGGERS = ("orbax", "etils", "tensorstore")   # Python loggers held at WARNING
@@ -40,7 +39,7 @@ def experiments() -> dict[str, str]:
   """Experiment name -> first line of its module docstring."""
   found = {}
   for path in sorted(EXPERIMENTS_DIR.glob("*.py")):
-    if path.stem.startswith("_") or path.stem in NOT_EXPERIMENTS:
+    if path.stem.startswith("_"):
       continue
     doc = ast.get_docstring(ast.parse(path.read_text())) or ""
     found[path.stem] = doc.strip().splitlines()[0] if doc.strip() else ""
@@ -127,7 +126,7 @@ def configure_output(args: list[str]) -> None:
 
 def _run(name: str, module, args: list[str]) -> None:
   """What absl's app.run calls: output settings, then the experiment (runner.main)."""
-  from experiments import runner  # pylint: disable=import-outside-toplevel
+  from experiments.framework import runner  # pylint: disable=import-outside-toplevel
   configure_output(args)
   runner.main(name, module, args)
 
@@ -199,7 +198,7 @@ def main(argv: list[str]) -> None:
     sys.exit(f"launch.py: unknown experiment {name!r}; known: {', '.join(known)}\n{USAGE}")
   sys.path.insert(0, str(EXPERIMENTS_DIR.parent))
   if any(a in HELP_FLAGS for a in rest):
-    from experiments import configuration  # pylint: disable=import-outside-toplevel
+    from experiments.framework import configuration  # pylint: disable=import-outside-toplevel
     try:
       print(configuration.help_text(name, known[name], _flag(rest, "config")))
     except configuration.ConfigError as e:

@@ -44,7 +44,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 from machine import cpu_name  # noqa: E402
-from experiments import runner  # noqa: E402
+from experiments.framework import runner  # noqa: E402
 from genjax import likelihoods, models  # noqa: E402
 from genjax.data import sources, transforms  # noqa: E402
 from genjax.losses import elbo  # noqa: E402

@@ -3,7 +3,7 @@
 genjax: the model from ``genjax.models``, the loss from ``genjax.losses.elbo``
 (``parse_variant`` + ``make_loss``) or the GAN step from ``genjax.training.gan_step``, the
 step from ``genjax.training.step.make_train_step``, data preprocessed by
-``experiments.runner.make_preprocess`` and trained by ``genjax.training.loop.fit`` in fused
+``experiments.framework.runner.make_preprocess`` and trained by ``genjax.training.loop.fit`` in fused
 chunks of ``--steps`` steps (one chunk is one measurement, timed by ``fit`` itself: its
 ``examples_per_s``). PyTorch: the same network and estimator in eager mode
 (``bench/torch_models.py``), the same batch size, per-epoch permutation, per-batch dynamic
@@ -72,7 +72,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from machine import cpu_name  # noqa: E402
 import torch_models as tm  # noqa: E402
-from experiments import runner  # noqa: E402
+from experiments.framework import runner  # noqa: E402
 from experiments.train_gan import ADAM_BETAS as GAN_ADAM_BETAS  # noqa: E402
 from genjax import likelihoods, models  # noqa: E402
 from genjax.data import sources, transforms  # noqa: E402

@@ -22,7 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import runner
+from experiments.framework import runner
+from experiments.framework.configuration import Field, integer, integers
 from genjax import likelihoods, models
 from genjax.data import sources
 from genjax.io import plotting, workdir
@@ -30,6 +31,14 @@ from genjax.losses import autoencoder, elbo
 from genjax.metrics import detection
 
 SCORES = ("ae_recon", "vae_elbo", "vae_recon")
+
+
+# The fields only this experiment reads (the shared ones: experiments/framework/configuration.py).
+FIELDS = {
+    "holdout_classes": Field("Classes held out of training, one study each.", integers(0)),
+    "score_samples": Field("Posterior samples averaged in the VAE's negative-ELBO score.",
+                           integer(1)),
+}
 
 
 def run(config: Any) -> dict:

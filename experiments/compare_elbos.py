@@ -32,7 +32,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from experiments import configuration, evaluators, runner
+from experiments.framework import configuration, evaluators, runner
+from experiments.framework.configuration import (Field, LR_SCHEDULES, choice, integer, number,
+    parsed_by)
 from genjax import likelihoods, models
 from genjax.data import sources
 from genjax.io import plotting, workdir
@@ -226,6 +228,38 @@ def _paper_nll_names(config: Any) -> str | None:
   if unknown:
     return (f"config.paper_nll: {', '.join(unknown)} not among the variants "
             f"({', '.join(known)})")
+
+
+# The fields only this experiment reads (the shared ones: experiments/framework/configuration.py).
+FIELDS = {
+    "adam_eps": Field("Adam's epsilon (added to the root of the second moment; optax's default "
+                      "1e-8, the IWAE paper's 1e-4).", number(0.0, strict=True)),
+    "lr_schedule": Field("Learning-rate schedule: constant, or iwae (Burda et al. 2016, Sec. 5: "
+                         "learning_rate * 10^(-i/7) for 3^i passes, i = 0..7, 3,280 passes in "
+                         "all; genjax.training.schedules).", choice(LR_SCHEDULES)),
+    "models": Field("compare_elbos: architectures to train every variant on, comma-separated "
+                    "entries of diagonal, full_covariance, planar=K, iaf=K (K flow steps), "
+                    "two_layer=D (a stochastic layer of D units above z_1); each replaces the "
+                    "config's posterior / flow_steps / upper_latents. Empty: the config's own "
+                    "model.", parsed_by(parse_models)),
+    "variants": Field("Comma-separated variants of the ELBO lab: "
+                      + ", ".join(elbo.VARIANT_FORMS) + ".", parsed_by(elbo.parse_variants)),
+    "snr_draws": Field("Gradient draws for the gradient SNR.", integer(2)),
+    "snr_batch": Field("Fixed training batch for the gradient SNR.", integer(1)),
+    "curve_ll_samples": Field("compare_elbos: K of a test NLL (importance sampling on the "
+                              "ll_examples subset) logged at every evaluation (eval_every "
+                              "epochs): the learning curve of test NLL against passes, "
+                              "nll_curves.png; 0: off.", integer(0)),
+    "paper_nll": Field("compare_elbos: a paper's test NLL per variant, comma-separated "
+                       "VARIANT:NLL (e.g. iwae=5:85.54): drawn on nll_curves.png, with the "
+                       "passes at which each learning curve would reach it.",
+                       parsed_by(parse_paper_nll)),
+    "snr_estimators": Field("Gradient estimators (ELBO-lab variants, comma-separated) whose SNR "
+                            "is also measured at each trained variant's final parameters, on "
+                            "the same batch and draws (e.g. iwae=1,iwae=50,iwae_dreg=50: SNR vs "
+                            "K); empty: only the variant's own.",
+                            parsed_by(lambda s: elbo.parse_variants(s) if s.strip() else [])),
+}
 
 
 CHECKS = (_models_fit, _paper_nll_names)

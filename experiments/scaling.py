@@ -29,7 +29,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-from experiments import configuration, runner  # noqa: E402
+from experiments.framework import configuration, runner  # noqa: E402
+from experiments.framework.configuration import Field, integer, integers, names
 from genjax import likelihoods, models  # noqa: E402
 from genjax.data import sources  # noqa: E402
 from genjax.io import workdir  # noqa: E402
@@ -103,6 +104,30 @@ def _plan(config: Any) -> list[dict]:
                      "model": ":".join(map(str, hidden)), "per_device_batch": per_device,
                      "mode": mode, "global_batch": global_batch})
   return points
+
+
+def _model_sizes(v) -> str | None:
+  """Comma-separated widths (``W`` or ``W1:W2``)."""
+  items = configuration.split_names(v) if isinstance(v, str) else []
+  if not items or not all(w.isdigit() and int(w) > 0 for s in items for w in s.split(":")):
+    return "expected comma-separated widths, e.g. 256,1024 or 512:512"
+
+
+# The fields only this experiment reads (the shared ones: experiments/framework/configuration.py).
+FIELDS = {
+    "placements": Field("Placements to measure (comma-separated).",
+                        names(parallel.PLACEMENTS)),
+    "device_counts": Field("Device counts (empty: 1, 2, 4, ... up to all).",
+                           integers(1, allow_empty=True)),
+    "per_device_batch": Field("Per-device batch sizes.", integers(1)),
+    "model_sizes": Field("Hidden widths of the MLP VAEs measured, comma-separated ('W' for one "
+                         "hidden layer each way, 'W1:W2' for two), e.g. 256,1024 or 512:512.",
+                         _model_sizes),
+    "modes": Field("strong: fixed global batch; weak: fixed per-device batch.",
+                   names(("strong", "weak"))),
+    "steps": Field("Train steps per timed chunk.", integer(1)),
+    "repeats": Field("Timed chunks after the compiling one.", integer(1)),
+}
 
 
 def run(config: Any) -> list[dict]:

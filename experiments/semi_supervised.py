@@ -31,7 +31,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from experiments import configuration, runner
+from experiments.framework import configuration, runner
+from experiments.framework.configuration import Field, integer, integers, names, number
 from genjax import corruptions, likelihoods, models
 from genjax.data import sources, subsets
 from genjax.io import plotting, workdir
@@ -60,6 +61,24 @@ def _uses(*methods: str) -> Callable[[Any], bool]:
 
 
 # Fields a method reads, so a setting for a method that is not run is refused.
+# The fields only this experiment reads (the shared ones: experiments/framework/configuration.py).
+FIELDS = {
+    "labels_per_class": Field("Labelled training images per class (one study each; 10 per "
+                              "class = 100 labels on MNIST).", integers(1)),
+    "methods": Field("Methods to compare (comma-separated): scratch, ae, dae, vae, m2.",
+                     names(("scratch", "ae", "dae", "vae", "m2"))),
+    "pretrain_epochs": Field("Epochs of unsupervised pre-training (0: epochs).", integer(0)),
+    "finetune_steps": Field("Steps of supervised training on the labelled images (scratch, "
+                            "fine-tuning and probes).", integer(1)),
+    "finetune_batch": Field("Batch size of supervised training.", integer(1)),
+    "finetune_learning_rate": Field("Adam learning rate of supervised training.",
+                                    number(0.0, strict=True)),
+    "m2_epochs": Field("Epochs of M2 training over all images (0: epochs).", integer(0)),
+    "alpha": Field("Weight of M2's labelled cross-entropy (0: 0.1 N / N_labelled, Kingma et "
+                   "al.'s 0.1 N for per-example means).", number(0.0)),
+}
+
+
 READ_IF = {
     "reconstruction": configuration.ReadIf(_uses("ae", "dae"), "methods has ae or dae"),
     "corruption": configuration.ReadIf(_uses("dae"), "methods has dae"),

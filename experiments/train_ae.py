@@ -20,7 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import evaluators, runner
+from experiments.framework import evaluators, runner
+from experiments.framework.configuration import Field, boolean, integer
 from genjax import corruptions, likelihoods, models
 from genjax.io import plotting, workdir
 from genjax.losses import autoencoder, elbo
@@ -29,6 +30,18 @@ from genjax.models import protocol
 from genjax.training import loop
 
 NN_REFERENCE = 10_000               # training images searched for the nearest neighbour
+
+
+# The fields only this experiment reads (the shared ones: experiments/framework/configuration.py).
+FIELDS = {
+    "denoising": Field("Train on corrupted inputs (a denoising autoencoder); false trains a "
+                       "plain autoencoder (still tested on corrupted inputs).", boolean),
+    "compare_vae": Field("Also train a VAE of the same architecture (in WORKDIR/vae/) and draw "
+                         "its interpolations beside the autoencoder's.", boolean),
+    "interpolation_pairs": Field("Pairs of test images to interpolate between.", integer(1)),
+    "interpolation_steps": Field("Points on each interpolation path, ends included.",
+                                 integer(3)),
+}
 
 
 def run(config: Any) -> dict:

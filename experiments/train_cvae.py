@@ -28,9 +28,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import configuration, evaluators, runner
+from experiments.framework import configuration, evaluators, runner
+from experiments.framework.configuration import (Field, boolean, integer, names, parsed_by,
+    with_attributes)
 from genjax import models
-from genjax.data import sources
+from genjax.data import registry, sources
 from genjax.io import plotting, workdir
 from genjax.losses import elbo
 from genjax.metrics import reference_classifier
@@ -42,8 +44,28 @@ def _evaluates(name: str):
 
 
 _SCORES_SAMPLES = configuration.ReadIf(
-    lambda c: _evaluates("sample_quality")(c) and c.dataset != "celeb_a",
-    "evaluators has sample_quality and the data set has class labels (not celeb_a)")
+    lambda c: _evaluates("sample_quality")(c) and registry.get(c.dataset).reference is not None,
+    "evaluators has sample_quality and the data set has class labels (not "
+    + ", ".join(n for n in registry.names() if registry.get(n).reference is None) + ")")
+
+# The fields only this experiment reads (the shared ones: experiments/framework/configuration.py).
+FIELDS = {
+    "curve_samples": Field("train_cvae, labelled data, evaluators has sample_quality: balanced "
+                           "prior samples whose conditional_accuracy is logged every eval_every "
+                           "epochs (metrics.jsonl, conditional_accuracy.png); 0: no curve.",
+                           integer(0)),
+    "condition_every_layer": Field("train_cvae: the condition c enters every decoder layer "
+                                   "(concatenated to each layer's input), not only the first.",
+                                   boolean),
+    "objective": Field("Training objective, one variant of the ELBO lab: "
+                       + ", ".join(elbo.VARIANT_FORMS) + ".", parsed_by(elbo.parse_variant)),
+    "grid_columns": Field("Prior samples z (columns) of class_grid.png.", integer(1)),
+    "analogies": Field("Test images re-decoded under every condition in analogies.png.",
+                       integer(1)),
+    "attributes": Field(f"{with_attributes()}: the attributes switched on, one per row, in "
+                        "the figures (comma-separated).", names()),
+}
+
 
 READ_IF = {
     "quality_samples": _SCORES_SAMPLES,
@@ -73,13 +95,15 @@ def conditions_of(config: Any, dataset: sources.Dataset) -> Conditions:
     shown = configuration.split_names(config.attributes)
     unknown = [a for a in shown if a not in names]
     if unknown:
-      raise ValueError(f"config.attributes: unknown {', '.join(unknown)}; celeb_a has "
-                       f"{', '.join(names)}")
+      raise ValueError(f"config.attributes: unknown {', '.join(unknown)}; {dataset.name} "
+                       f"has {', '.join(names)}")
     return Conditions(dataset.train_attributes, dataset.test_attributes, "attributes", names,
                       tuple(names.index(a) for a in shown))
   if np.any(dataset.train_labels < 0):
+    usable = [n for n in registry.names()
+              if registry.get(n).labelled or registry.get(n).num_attributes]
     raise ValueError(f"config.dataset={config.dataset} has neither labels nor attributes to "
-                     "condition on: use mnist, fashion_mnist or celeb_a")
+                     f"condition on: use {', '.join(usable[:-1])} or {usable[-1]}")
   k = int(dataset.train_labels.max()) + 1
   one_hot = lambda y: np.eye(k, dtype=np.float32)[y]
   return Conditions(one_hot(dataset.train_labels), one_hot(dataset.test_labels), "label",

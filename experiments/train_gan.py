@@ -29,9 +29,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from experiments import configuration, runner
+from experiments.framework import configuration, runner
+from experiments.framework.configuration import (Field, choice, fraction, integer, number,
+    unit_interval)
 from genjax import models
 from genjax.io import plotting, workdir
+from genjax.losses import gan
 from genjax.training import gan_step, loop
 
 ADAM_BETAS = (0.5, 0.999)     # Radford et al. 2016, Sec. 4
@@ -40,6 +43,37 @@ PROGRESS_COLUMNS = 10         # of them, shown per row of progress.png
 PROGRESS_ROWS = 20            # at most, evenly spaced over the grids drawn
 PROBE_EXAMPLES = 1000         # test images whose mean D(x) is logged with each grid
 FIXED_NOISE = "fixed_noise.npz"
+# The fields only this experiment reads (the shared ones: experiments/framework/configuration.py).
+FIELDS = {
+    "gan_loss": Field("GAN loss: the minimax game, its non-saturating generator loss, or hinge.",
+                      choice(gan.GAN_LOSSES)),
+    "r1_gamma": Field("Weight gamma of the R1 penalty gamma/2 E||grad_x D(x)||^2 on real data "
+                      "(Mescheder et al. 2018); 0 turns it off.", number(0.0)),
+    "gan_d_width": Field("Base channel width of the discriminator when it differs from the "
+                         "generator's (0: gan_width).", integer(0)),
+    "gan_categories": Field("Size K of the generator's discrete code, one-hot of the argmax of "
+                            "z's first K coordinates, read with z (0: none; genjax.models.gan).",
+                            integer(0)),
+    "gan_top_k": Field("Top-k training (Sinha et al. 2020): the smallest fraction nu of the "
+                       "generator's batch its loss keeps, the samples the discriminator rates "
+                       "most real (1: the whole batch, off).", fraction),
+    "gan_top_k_decay": Field("Top-k training: the kept fraction starts at 1 and is multiplied "
+                             "by this gamma every epoch until it reaches gan_top_k.", fraction),
+    "gan_sample_keep": Field("Sampling by discriminator rejection for the scored samples: "
+                             "draw quality_samples / gan_sample_keep and keep those the "
+                             "discriminator rates most real, the same share per value of the "
+                             "generator's code (1: every draw kept).", fraction),
+    "g_ema_decay": Field("Decay of the exponential moving average of the generator's "
+                         "parameters that samples are drawn from (0: no average, sample the "
+                         "trained generator).", unit_interval),
+    "gan_norm": Field("What the generator's hidden LayerNorms normalise: each pixel's channels "
+                      "(the VAE-GAN's), each example's whole feature map, or nothing "
+                      "(genjax.models.gan).", choice(models.gan.GENERATOR_NORMS)),
+    "grid_every": Field("Epochs between fixed-noise sample grids (and the last epoch).",
+                        integer(1)),
+}
+
+
 READ_IF = {"gan_top_k_decay": configuration.ReadIf(lambda c: c.gan_top_k < 1.0,
                                                    "gan_top_k < 1"),
            "gan_sample_keep": configuration.ReadIf(lambda c: c.quality_samples > 0,

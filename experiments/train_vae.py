@@ -17,7 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import configuration, evaluators, runner
+from experiments.framework import configuration, evaluators, runner
+from experiments.framework.configuration import Field, choice, integer, number
 from genjax.io import plotting, workdir
 from genjax.losses import elbo
 from genjax.models import protocol
@@ -36,6 +37,15 @@ def _posterior_with_prior(config: Any) -> str | None:
   if config.posterior != "diagonal" and config.prior != "standard_normal":
     return (f"config.posterior={config.posterior}: a richer posterior takes "
             f"prior=standard_normal (the VampPrior is a mixture of diagonal posteriors)")
+
+
+# The fields only this experiment reads (the shared ones: experiments/framework/configuration.py).
+FIELDS = {
+    "kl": Field("KL(q(z|x) || p(z)): closed form or one-sample Monte Carlo.",
+                choice(elbo.KL_ESTIMATORS)),
+    "beta": Field("Weight of the KL term (beta-VAE); 1 is the ELBO.", number(0.0)),
+    "num_samples": Field("Prior samples drawn into samples.png.", integer(1)),
+}
 
 
 CHECKS = (_closed_form_kl, _posterior_with_prior)

@@ -25,7 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from experiments import runner
+from experiments.framework import runner
+from experiments.framework.configuration import Field, integer, number
 from genjax import models
 from genjax.io import plotting, workdir
 from genjax.losses import vaegan as vaegan_losses
@@ -37,6 +38,18 @@ GRID_SAMPLES = 64             # prior draws in samples.png
 RECONSTRUCTED = 32            # test images in reconstructions.png
 TRAIN_KEYS = ("kl", "feature_nll", "pixel_sq_error", "d_loss", "g_loss", "encoder_loss",
               "decoder_loss", "d_real", "d_recon", "d_fake")
+
+
+# The fields only this experiment reads (the shared ones: experiments/framework/configuration.py).
+FIELDS = {
+    "vaegan_gamma": Field("Weight gamma of the feature-space reconstruction error L_llike in the "
+                          "VAE-GAN decoder's loss gamma L_llike - L_GAN (content against style; "
+                          "Larsen et al. 2016, Algorithm 1).", number(0.0)),
+    "feature_layer": Field("The discriminator's conv layer l whose features Dis_l(x) the VAE-GAN "
+                           "reconstructs (1: first, 2: second).",
+                           integer(min(vaegan.FEATURE_LAYERS), max(vaegan.FEATURE_LAYERS))),
+    "e_learning_rate": Field("Encoder Adam learning rate.", number(0.0, strict=True)),
+}
 
 
 def run(config: Any) -> dict:

@@ -26,8 +26,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from experiments import configuration, runner
+from experiments.framework import configuration, runner
+from experiments.framework.configuration import Field, choice, integer, number, unit_interval
 from genjax import likelihoods, models
+from genjax.data import registry
 from genjax.io import plotting, workdir
 from genjax.losses import vq
 from genjax.models import pixelcnn
@@ -36,8 +38,30 @@ from genjax.training import loop, vq_step
 GRID_SAMPLES = 64         # prior samples in samples.png
 RECON_IMAGES = 32         # test images in reconstructions.png
 SAMPLE_BATCH = 500        # code grids drawn per compiled sampling call
-DATASETS = ("mnist", "fashion_mnist", "binarized_mnist")
 PRIOR_OF = "vqvae.json"   # in prior/: the VQ-VAE step whose codes the prior learned
+
+# The fields only this experiment reads (the shared ones: experiments/framework/configuration.py).
+FIELDS = {
+    "vq_width": Field("Channels of the VQ-VAE's convolutions (encoder and decoder).",
+                      integer(1)),
+    "codebook_size": Field("Codes K in the VQ-VAE's codebook (the categories of each grid "
+                           "position).", integer(2)),
+    "code_dim": Field("Dimension D of each codebook vector (and of the encoder's output).",
+                      integer(1)),
+    "commitment_cost": Field("Weight beta of the commitment loss beta ||z_e - sg[e]||^2 "
+                             "(van den Oord et al. 2017 use 0.25).", number(0.0)),
+    "codebook_update": Field("How the codebook learns: loss (the codebook loss ||sg[z_e] - "
+                             "e||^2, by Adam) or ema (exponential moving averages of the codes' "
+                             "counts and sums, Appendix A.1).", choice(vq.CODEBOOK_UPDATES)),
+    "ema_decay": Field("codebook_update=ema: decay gamma of the moving averages, in [0, 1).",
+                       unit_interval),
+    "prior_epochs": Field("Epochs of the PixelCNN prior on the trained VQ-VAE's codes.",
+                          integer(1)),
+    "prior_layers": Field("Residual masked (type B) 3x3 layers of the PixelCNN prior, after "
+                          "its 5x5 type A layer.", integer(0)),
+    "prior_width": Field("Channels of the PixelCNN prior's layers.", integer(1)),
+}
+
 
 READ_IF = {
     "ema_decay": configuration.ReadIf(lambda c: c.codebook_update == "ema",
@@ -46,9 +70,12 @@ READ_IF = {
 
 
 def _supported_dataset(config: Any) -> str | None:
-  if config.dataset not in DATASETS:
-    return (f"config.dataset={config.dataset}: train_vqvae supports "
-            f"{', '.join(DATASETS)} (28x28 grey images)")
+  """The VQ-VAE halves the image twice: each side must be a multiple of 4."""
+  height, width, _ = registry.get(config.dataset).shape()
+  if height % 4 or width % 4:
+    fits = [n for n in registry.names() if all(s % 4 == 0 for s in registry.get(n).shape()[:2])]
+    return (f"config.dataset={config.dataset}: train_vqvae needs image sides that are "
+            f"multiples of 4 (got {height}x{width}); e.g. {', '.join(fits)}")
 
 
 CHECKS = (_supported_dataset,)

@@ -8,7 +8,7 @@ from types import ModuleType
 
 import numpy as np
 
-from experiments import configuration
+from experiments.framework import configuration
 from genjax.data import sources
 
 

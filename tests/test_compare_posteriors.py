@@ -7,7 +7,8 @@ import jax
 import numpy as np
 import pytest
 
-from experiments import compare_elbos, configuration
+from experiments import compare_elbos
+from experiments.framework import configuration
 from genjax import likelihoods
 from genjax.metrics import likelihood as likelihood_metrics
 from tests import linear_gaussian as lg

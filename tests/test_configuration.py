@@ -1,4 +1,4 @@
-"""Config files, their validation and --help (experiments/configuration.py, launch.py)."""
+"""Config files, their validation and --help (experiments/framework/configuration.py, launch.py)."""
 
 import os
 import pathlib
@@ -9,8 +9,8 @@ import sys
 import pytest
 
 import launch
-from experiments import configuration
-from experiments.configuration import ConfigError
+from experiments.framework import configuration
+from experiments.framework.configuration import ConfigError
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted(launch.experiments())
@@ -22,8 +22,8 @@ def _defaults(name):
 
 def test_every_experiment_has_a_default_config_whose_fields_are_documented_and_valid():
   assert {"train_vae", "compare_elbos", "train_gan", "scaling"} <= set(EXPERIMENTS)
-  registry = configuration.fields()
   for name in EXPERIMENTS:
+    registry = configuration.fields(name)
     config = _defaults(name)
     undocumented = [k for k in config.keys() if k not in registry]
     assert not undocumented, (name, undocumented)
@@ -31,6 +31,22 @@ def test_every_experiment_has_a_default_config_whose_fields_are_documented_and_v
     smoke = configuration.load_config_file(f"experiments/configs/{name}.py:smoke")
     assert set(smoke.keys()) == set(config.keys()), name   # a variant only changes values
     configuration.validate(name, smoke, config)
+
+
+def test_a_field_one_experiment_reads_is_declared_in_that_experiment():
+  """Shared fields live in configuration.py; an experiment's own fields in its FIELDS, known
+  to it and unknown to the others (and to the shared registry)."""
+  shared = configuration.fields()
+  own = {name: set(configuration.fields(name)) - set(shared) for name in EXPERIMENTS}
+  assert {"gan_top_k", "gan_loss"} <= own["train_gan"] and "models" in own["compare_elbos"]
+  assert "gan_top_k" not in shared and "gan_top_k" not in configuration.fields("train_vae")
+  assert "image_size" in shared   # a data set's option, declared by its entry
+  for name in EXPERIMENTS:
+    module = __import__(f"experiments.{name}", fromlist=["FIELDS"])
+    assert own[name] == set(getattr(module, "FIELDS", {})), name
+    assert set(getattr(module, "FIELDS", {})) <= set(_defaults(name).keys()), name
+  sizes = {n: len(own[n]) for n in EXPERIMENTS}
+  assert sum(sizes.values()) >= 60, sizes
 
 
 def test_table_configs_are_their_experiments_fields_with_other_values():

@@ -11,7 +11,7 @@ import pytest
 
 from experiments import train_cvae
 from genjax import likelihoods, models
-from genjax.data import sources
+from genjax.data import datasets, registry, sources
 from genjax.losses import elbo
 from genjax.metrics import likelihood as likelihood_metrics
 from genjax.models import protocol
@@ -165,7 +165,7 @@ def test_celeb_a_crop_and_resize():
   top, left = (218 - 140) // 2, (178 - 140) // 2
   faces[:, top:top + 140, left:left + 140] = 255     # white exactly where the crop is
   faces[1, top:top + 70] = 0                          # second face: top half of the crop black
-  out = sources.celeb_a_images(faces, 8)
+  out = datasets.celeb_a_images(faces, 8)
   assert out.shape == (2, 8, 8, 3) and out.dtype == np.float32
   np.testing.assert_allclose(out[0], 1.0, atol=1e-6)
   np.testing.assert_allclose(out[1, :3], 0.0, atol=1e-6)   # away from the edge the
@@ -176,7 +176,8 @@ def test_celeb_a_crop_and_resize():
 def test_celeb_a_through_tfds_mock_data():
   import tensorflow_datasets as tfds
   with tfds.testing.mock_data(num_examples=5, policy=tfds.testing.MockPolicy.USE_CODE):
-    celeb = sources._load_celeb_a(None, False, image_size=16, chunk=2)
+    celeb = datasets.read_celeb_a(registry.get("celeb_a"), None, False, {"image_size": 16},
+                                  chunk=2)
   assert celeb.train_images.shape == (5, 16, 16, 3) and celeb.valid_images.shape == (5, 16, 16, 3)
   assert celeb.train_attributes.shape == (5, 40) and len(celeb.attribute_names) == 40
   assert set(np.unique(celeb.train_attributes)) <= {0.0, 1.0}

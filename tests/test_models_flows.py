@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from experiments import configuration, train_vae
+from experiments import train_vae
+from experiments.framework import configuration
 from genjax import distributions as D
 from genjax import likelihoods, models
 from genjax.losses import elbo

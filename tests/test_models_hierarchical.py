@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from experiments import configuration, train_vae
+from experiments import train_vae
+from experiments.framework import configuration
 from experiments.configs import base
 from genjax import likelihoods, models
 from genjax.losses import elbo

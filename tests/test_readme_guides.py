@@ -5,7 +5,7 @@ import pathlib
 import re
 
 
-from experiments import configuration
+from experiments.framework import configuration
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 GUIDES = dict(

@@ -11,7 +11,8 @@ import ml_collections
 import numpy as np
 import pytest
 
-from experiments import compare_elbos, configuration, semi_supervised
+from experiments import compare_elbos, semi_supervised
+from experiments.framework import configuration
 from tests.experiment_helpers import run_experiment, write_synthetic_mnist
 
 BURDA = "--config=experiments/configs/burda2016_iwae.py"

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from experiments import train_vae
-from experiments.configuration import ConfigError
+from experiments.framework.configuration import ConfigError
 from genjax.training import checkpoint
 from tests.experiment_helpers import run_experiment, write_synthetic_mnist
 

@@ -1,4 +1,4 @@
-"""What a run prints and how it stops (launch.py, experiments/runner.py): per-epoch lines
+"""What a run prints and how it stops (launch.py, experiments/framework/runner.py): per-epoch lines
 without a terminal, quiet third-party logs, the closing summary; SIGTERM / SIGINT stop
 training at a chunk boundary with a checkpoint, and the printed command resumes it to the
 same parameters as a run that never stopped; a diverged run ends with one line and keeps
@@ -17,7 +17,8 @@ import types
 
 import pytest
 
-from experiments import runner, train_gan, train_vae
+from experiments import train_gan, train_vae
+from experiments.framework import runner
 from genjax.training import checkpoint
 from tests.experiment_helpers import write_synthetic_mnist
 

@@ -13,7 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments import configuration, train_vaegan
+from experiments import train_vaegan
+from experiments.framework import configuration
 from genjax import models
 from genjax.losses import vaegan as L
 from genjax.models import layers, vaegan

@@ -19,9 +19,10 @@ import pytest
 
 import launch
 from experiments import train_vqvae
-from experiments.configuration import ConfigError, parse
+from experiments.framework.configuration import ConfigError, parse
 from genjax import likelihoods, models
 from genjax.losses import vq
+from genjax.data import registry
 from genjax.models import pixelcnn, vqvae
 from genjax.training import checkpoint, vq_step
 from tests.experiment_helpers import run_experiment, write_synthetic_mnist
@@ -307,8 +308,6 @@ def test_config_refuses_unread_and_unsupported_settings(tmp_path):
   with pytest.raises(ConfigError, match="config.codebook_update=kmeans: expected one of loss, "
                                         "ema"):
     parse("train_vqvae", [f"--workdir={tmp_path}", "--config.codebook_update=kmeans"])
-  with pytest.raises(ConfigError, match="config.dataset=celeb_a: train_vqvae supports mnist"):
-    parse("train_vqvae", [f"--workdir={tmp_path}", "--config.dataset=celeb_a"])
   with pytest.raises(ConfigError, match="config.latent_dim: train_vqvae has no such field"):
     parse("train_vqvae", [f"--workdir={tmp_path}", "--config.latent_dim=3"])
 
@@ -347,3 +346,12 @@ def test_train_vqvae_end_to_end_writes_every_file_and_resumes_the_ema_state(data
   with pytest.raises(ValueError, match="holds a prior trained on the VQ-VAE's codes at step 8, "
                                        "but this run's VQ-VAE ends at step 12"):
     run_experiment(train_vqvae, [*argv, "--config.epochs=3"])
+
+
+def test_train_vqvae_refuses_image_sides_it_cannot_halve_twice(tmp_path, monkeypatch):
+  odd = registry.DatasetEntry("odd_sides", (30, 30, 1), provenance="a test entry",
+                              obtain="nowhere", num_classes=2, npz=("x_train", "y_train"))
+  monkeypatch.setitem(registry.REGISTRY, odd.name, odd)
+  with pytest.raises(ConfigError, match="config.dataset=odd_sides: train_vqvae needs image "
+                                        r"sides that are multiples of 4 \(got 30x30\)"):
+    parse("train_vqvae", [f"--workdir={tmp_path}", "--config.dataset=odd_sides"])

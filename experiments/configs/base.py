@@ -3,7 +3,7 @@ named variants (``--config=experiments/configs/X.py:variant``).
 
 Every config file defines ``get_config(variant=None)``; ``variant="smoke"`` is the tiny
 setting the tests run. The meaning and allowed values of each field are documented once,
-in ``experiments/configuration.py`` (``python launch.py EXPERIMENT --help`` prints them).
+in ``experiments/framework/configuration.py`` (``python launch.py EXPERIMENT --help`` prints them).
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def budget(c: ml_collections.ConfigDict, **paper: Any) -> ml_collections.ConfigD
   2-core CPU; ``paper``: those fields with ``paper_budget``'s values, the paper's budget)
   and ``paper_budget`` (the fields the paper's budget sets; empty when the config has none).
   ``--config.budget=paper`` is resolved when the command line is parsed
-  (``experiments.configuration.apply_budget``)."""
+  (``experiments.framework.configuration.apply_budget``)."""
   c.budget = "machine"
   c.paper_budget = ml_collections.ConfigDict(paper)
   return c

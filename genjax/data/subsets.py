@@ -13,8 +13,7 @@ def labelled_subset(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray
   """
   labels = np.asarray(labels)
   if np.any(labels < 0):
-    raise ValueError("this data set has no labels (e.g. binarized_mnist): use dataset=mnist "
-                     "or dataset=fashion_mnist")
+    raise ValueError("this data set has no labels: use a data set with class labels")
   rng = np.random.default_rng(seed)
   chosen = []
   for c in np.unique(labels):

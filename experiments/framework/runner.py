@@ -1,6 +1,6 @@
 """The one copy of every experiment's scaffolding.
 
-``main`` turns a command line into a validated config (``experiments/configuration.py``),
+``main`` turns a command line into a validated config (``experiments/framework/configuration.py``),
 runs the experiment and prints its report and ``summary`` (or, after ``Preempted``, where
 training stopped and how to resume). ``prepare`` loads and checks the data and the
 placement and writes ``config.json`` (everything checked at the border, before any work);
@@ -29,9 +29,9 @@ import jax
 import numpy as np
 import optax
 
-from experiments import configuration
+from experiments.framework import configuration
 from genjax import distributions, likelihoods, models
-from genjax.data import sources, transforms
+from genjax.data import registry, sources, transforms
 from genjax.io import progress, workdir
 from genjax.metrics import reference_classifier, sample_quality as quality
 from genjax.training import checkpoint, loop, parallel
@@ -186,17 +186,17 @@ def prepare(config: Any, needs_labels: bool = False,
 
   Raises ValueError / FileNotFoundError (one line each) before anything is written.
   """
-  image_size = config.image_size if config.dataset == "celeb_a" else None
-  dataset = transforms.prepare(sources.load(config.dataset, config.data_dir, config.download,
-                                            image_size), config.preprocess)
+  dataset = transforms.prepare(
+      sources.load(config.dataset, config.data_dir, config.download,
+                   **configuration.dataset_options(config)), config.preprocess)
   logging.info("data: %s from %s, %d train / %d test", dataset.name, dataset.source,
                len(dataset.train_images), len(dataset.test_images))
   if "budget" in config.keys():   # a reproduction config: which budget (parse applied it)
     logging.info("budget=%s (paper budget: %s)", config.budget,
                  dict(config.paper_budget) or "none")
   if needs_labels and np.any(dataset.train_labels < 0):
-    raise ValueError(f"config.dataset={config.dataset} has no labels: use dataset=mnist or "
-                     "dataset=fashion_mnist")
+    raise ValueError(f"config.dataset={config.dataset} has no labels: use dataset="
+                     + " or dataset=".join(registry.labelled_names()))
   if config.batch_size > len(dataset.train_images):
     raise ValueError(f"config.batch_size={config.batch_size} exceeds the "
                      f"{len(dataset.train_images)} training examples of {config.dataset}")
@@ -423,15 +423,17 @@ def run_info(config: Any, state: Any, dataset: sources.Dataset, placement: paral
 
 def reference_data(config: Any, dataset: sources.Dataset) -> sources.Dataset | None:
   """The labelled data set whose classifier scores samples of ``dataset``: itself when it
-  has class labels; MNIST (from ``config.data_dir`` or the offline default) for the
-  unlabelled binarized MNIST; None when there is none (e.g. attribute-only data)."""
+  has class labels; its entry's ``scored_by`` (from ``config.data_dir`` or the offline
+  default) when it has none (e.g. MNIST for the binarized MNIST); None when there is no
+  such data set (e.g. attribute-only data)."""
   if len(dataset.train_labels) and np.all(dataset.train_labels >= 0):
     return dataset
-  if dataset.name == "binarized_mnist":
+  reference = registry.get(dataset.name).reference if dataset.name in registry.names() else None
+  if reference is not None and reference != dataset.name:
     try:
-      return sources.load("mnist", config.data_dir)
+      return sources.load(reference, config.data_dir)
     except FileNotFoundError as e:
-      logging.warning("no MNIST to train the reference classifier on: %s", e)
+      logging.warning("no %s to train the reference classifier on: %s", reference, e)
   return None
 
 
