@@ -1,4 +1,6 @@
-"""distributions.py against independent references: scipy.stats and Monte Carlo."""
+"""genjax.distributions (_functions, _gaussian, _mixture, _kl) against independent references:
+scipy.stats and Monte Carlo. The flows and full covariance are in test_models_flows.py, the
+hierarchies of stochastic layers in test_models_hierarchical.py."""
 
 import chex
 import jax

@@ -1,5 +1,6 @@
-"""losses/elbo.py: the ELBO against a linear-Gaussian model whose log p(x) is exact, and
-the default family's numbers against the pre-protocol implementation."""
+"""losses/elbo (_samples, _bounds, _iwae, make_loss): the ELBO against a linear-Gaussian
+model whose log p(x) is exact, and the default family's numbers against the pre-protocol
+implementation."""
 
 import chex
 import jax

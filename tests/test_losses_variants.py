@@ -1,4 +1,5 @@
-"""losses/elbo.py: the variant registry, "+" composition and the refused combinations.
+"""losses/elbo (_variants, _builtin): the variant registry, "+" composition and the refused
+combinations.
 
 The losses the variants build are tested in test_losses_elbo.py; here: the strings, the
 Objectives they parse to, and the errors."""
