@@ -42,6 +42,7 @@ from genjax.losses import elbo
 from genjax.metrics import curves
 from genjax.metrics import likelihood as likelihood_metrics
 from genjax.models import protocol
+from genjax.models import registry as parts
 from genjax.training import loop, parallel, schedules
 from genjax.training import state as train_state
 from genjax.training import step as train_step
@@ -83,28 +84,35 @@ def streams(seed: int) -> dict[str, Any]:
           "curve_ll": lambda s: fixed(60_000 + s)}
 
 
-# ``models``: the architectures every variant trains on, by name (empty: the config's own).
-MODEL_FORMS = ("diagonal", "full_covariance", "planar=K", "iaf=K", "two_layer=D")
+# ``models``: the architectures every variant trains on, by name (empty: the config's own):
+# each posterior of genjax.models.registry (=K when it reads flow_steps), or two_layer=D.
+def _model_forms() -> tuple[str, ...]:
+  return tuple(f"{n}=K" if "flow_steps" in p.reads else n for n, p in parts.POSTERIORS.items()
+               ) + ("two_layer=D",)
+
+
+MODEL_FORMS = _model_forms()
 
 
 def parse_models(text: str) -> list[tuple[str, dict[str, Any]]]:
-  """``models`` -> [(name, the config fields it sets)]: ``diagonal`` and ``full_covariance``
-  set ``posterior``; ``planar=K`` / ``iaf=K`` a flow posterior of K steps; ``two_layer=D``
-  a stochastic layer of D units above z_1 (``upper_latents=(D,)``, diagonal posterior).
+  """``models`` -> [(name, the config fields it sets)]: a posterior's name sets
+  ``posterior`` (``NAME=K``: a posterior of K flow steps); ``two_layer=D`` a stochastic
+  layer of D units above z_1 (``upper_latents=(D,)``, the hierarchy's posterior).
   ValueError naming the bad entry and the allowed forms."""
   specs = []
   for name in (n.strip() for n in text.split(",") if n.strip()):
     kind, has_value, value = name.partition("=")
-    needs_value = kind in ("planar", "iaf", "two_layer")
-    if kind not in ("diagonal", "full_covariance", "planar", "iaf", "two_layer") or (
+    flow = kind in parts.POSTERIORS and "flow_steps" in parts.posterior(kind).reads
+    needs_value = flow or kind == "two_layer"
+    if kind not in (*parts.POSTERIORS, "two_layer") or (
         has_value != ("=" if needs_value else "")) or (
         needs_value and not (value.isdigit() and int(value) >= 1)):
       raise ValueError(f"{name!r} is not a model; expected comma-separated "
                        f"entries of {', '.join(MODEL_FORMS)} (K, D integers >= 1)")
-    if kind in ("planar", "iaf"):
+    if flow:
       fields = {"posterior": kind, "flow_steps": int(value), "upper_latents": ()}
     elif kind == "two_layer":
-      fields = {"posterior": "diagonal", "upper_latents": (int(value),)}
+      fields = {"posterior": parts.HIERARCHY_POSTERIOR, "upper_latents": (int(value),)}
     else:
       fields = {"posterior": kind, "upper_latents": ()}
     specs.append((name, fields))
@@ -153,33 +161,27 @@ def _model_problem(config: Any, label: str) -> str | None:
   """What ``config``'s model (posterior, prior, stochastic layers) cannot do with the
   variants: the closed-form KL (VampPrior, flows, a hierarchy), STL and DReG (flows: log q
   only at their own samples), free bits (a non-factorized posterior)."""
-  if (config.posterior != "diagonal" or config.upper_latents) and (
-      config.prior != "standard_normal"):
+  upper = tuple(config.upper_latents)
+  if not parts.combines(config.prior, config.posterior, upper):
     return (f"{label}: a richer posterior or a hierarchy takes prior=standard_normal (the "
             "VampPrior is a mixture of diagonal posteriors)")
-  flow = config.posterior in models.FLOW_POSTERIORS
-  if config.prior == "vamp":
-    model = "the VampPrior (prior=vamp)"
-  elif config.upper_latents:
-    model = ("a hierarchy of stochastic layers (upper_latents="
-             f"{','.join(str(d) for d in config.upper_latents)})")
-  else:
-    model = f"posterior={config.posterior}"
+  can = parts.capabilities(config.prior, config.posterior, upper)
+  flow = not can.density_anywhere
   for field, objectives in _objectives(config):
     analytic = [v.name for v in objectives if v.kl == "analytic"]
-    if analytic and (config.prior == "vamp" or config.upper_latents or flow):
+    if analytic and not can.closed_form_kl:
       return (f"config.{field}: {', '.join(analytic)} need a closed-form KL, which "
-              f"{model} ({label}) has not; use their Monte Carlo forms (elbo_mc, "
+              f"{can.description} ({label}) has not; use their Monte Carlo forms (elbo_mc, "
               "elbo_k=K, iwae=K" + (")" if flow else ", elbo_stl, iwae_dreg=K)"))
     path = [v.name for v in objectives if v.estimator in ("stl", "dreg")]
     if path and flow:
       return (f"config.{field}: {', '.join(path)} evaluate log q(z|x) at stopped "
-              f"parameters, which a flow ({model}, {label}) has only at its own samples; "
-              "use elbo_mc, elbo_k=K or iwae=K")
+              f"parameters, which a flow ({can.description}, {label}) has only at its own "
+              "samples; use elbo_mc, elbo_k=K or iwae=K")
     free_bits = [v.name for v in objectives if v.free_bits > 0]
-    if free_bits and (config.upper_latents or config.posterior != "diagonal"):
+    if free_bits and not can.factorized:
       return (f"config.{field}: {', '.join(free_bits)} need a posterior that factorizes "
-              f"over latent dimensions; {model} ({label}) does not")
+              f"over latent dimensions; {can.description} ({label}) does not")
 
 
 def _models_fit(config: Any) -> str | None:
@@ -197,9 +199,7 @@ def _models_fit(config: Any) -> str | None:
 
 def test_kl(config: Any) -> str:
   """The test ELBO's KL: closed form where the model has one, else one-sample Monte Carlo."""
-  no_closed_form = (config.prior == "vamp" or config.upper_latents
-                    or config.posterior in models.FLOW_POSTERIORS)
-  return "mc" if no_closed_form else "analytic"
+  return "analytic" if parts.of_config(config).closed_form_kl else "mc"
 
 
 def parse_paper_nll(text: str) -> dict[str, float]:
@@ -280,7 +280,7 @@ READ_IF = {
     "posterior": configuration.ReadIf(_own_model, "models is empty"),
     "upper_latents": configuration.ReadIf(_own_model, "models is empty"),
     "flow_steps": configuration.ReadIf(
-        lambda c: _own_model(c) and c.posterior in models.FLOW_POSTERIORS,
+        lambda c: _own_model(c) and "flow_steps" in parts.posterior(c.posterior).reads,
         "models is empty and posterior=planar or iaf"),
     "upper_hidden": configuration.ReadIf(_reads_upper_hidden,
                                          "upper_latents or a two_layer=D entry of models"),

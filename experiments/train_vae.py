@@ -22,19 +22,19 @@ from experiments.framework.configuration import Field, choice, integer, number
 from genjax.io import plotting, workdir
 from genjax.losses import elbo
 from genjax.models import protocol
+from genjax.models import registry as parts
 
 
 def _closed_form_kl(config: Any) -> str | None:
-  if config.prior == "vamp" and config.kl == "analytic":
-    return ("config.kl=analytic: the VampPrior (prior=vamp) has no closed-form KL; use "
-            "kl=mc")
-  if config.posterior in ("planar", "iaf") and config.kl == "analytic":
-    return (f"config.kl=analytic: a flow posterior (posterior={config.posterior}) has no "
-            "closed-form KL (its density is known only at its own samples); use kl=mc")
+  """kl=analytic needs a model whose entries (genjax.models.registry) have a closed form."""
+  without = [part for part in (parts.prior(config.prior), parts.posterior(config.posterior))
+             if not part.closed_form_kl]
+  if config.kl == "analytic" and without:
+    return f"config.kl=analytic: {without[0].no_kl_reason}; use kl=mc"
 
 
 def _posterior_with_prior(config: Any) -> str | None:
-  if config.posterior != "diagonal" and config.prior != "standard_normal":
+  if not config.upper_latents and not parts.combines(config.prior, config.posterior):
     return (f"config.posterior={config.posterior}: a richer posterior takes "
             f"prior=standard_normal (the VampPrior is a mixture of diagonal posteriors)")
 

@@ -177,8 +177,8 @@ def _field_values(v) -> str | None:
 def _fields() -> dict[str, Field]:
   # Imported here: the library's own lists of allowed values (importing them starts JAX).
   from genjax import corruptions, likelihoods, models  # pylint: disable=import-outside-toplevel
-  from genjax.data import registry, transforms  # pylint: disable=import-outside-toplevel
-  from genjax.losses import autoencoder, elbo, gan, vq  # pylint: disable=import-outside-toplevel
+  from genjax.data import transforms  # pylint: disable=import-outside-toplevel
+  from genjax.losses import autoencoder  # pylint: disable=import-outside-toplevel
   from genjax.training import parallel  # pylint: disable=import-outside-toplevel
   F = Field
   return {
@@ -326,6 +326,20 @@ def with_attributes() -> str:
   return "/".join(n for n, e in registry.REGISTRY.items() if e.num_attributes)
 
 
+def _part_read_if() -> dict[str, ReadIf]:
+  """A prior's or posterior's setting is read only when the config's part reads it (its
+  entry in genjax.models.registry)."""
+  from genjax.models import registry as parts  # pylint: disable=import-outside-toplevel
+  conditions = {}
+  for kind, entries, get in (("prior", parts.PRIORS, parts.prior),
+                             ("posterior", parts.POSTERIORS, parts.posterior)):
+    for field in sorted({f for e in entries.values() for f in e.reads}):
+      conditions[field] = ReadIf(
+          lambda c, kind=kind, get=get, field=field: field in get(getattr(c, kind)).reads,
+          f"{kind}=" + " or ".join(parts.reading(field, entries)))
+  return conditions
+
+
 def _dataset_read_if() -> dict[str, ReadIf]:
   """Each data-set option is read only when ``config.dataset`` has it; ``attributes`` only
   with a data set that has attributes."""
@@ -369,8 +383,6 @@ def fields(experiment: str | None = None) -> dict[str, Field]:
 READ_IF = {
     "gaussian_std": ReadIf(lambda c: c.likelihood == "gaussian_fixed",
                            "likelihood=gaussian_fixed"),
-    "pseudo_inputs": ReadIf(lambda c: c.prior == "vamp", "prior=vamp"),
-    "flow_steps": ReadIf(lambda c: c.posterior in ("planar", "iaf"), "posterior=planar or iaf"),
     "upper_hidden": ReadIf(lambda c: bool(c.upper_latents), "upper_latents is not empty"),
 }
 
@@ -404,17 +416,18 @@ def _conv_image_size(config: Any) -> str | None:
 # its own CHECKS); run by ``parse`` after each field's own check.
 def _hierarchy_fits(config: Any) -> str | None:
   """A hierarchy of stochastic layers brings its own posterior and prior (chains of diagonal
-  Gaussians), and no closed-form KL."""
+  Gaussians), and no closed-form KL (genjax.models.registry)."""
+  from genjax.models import registry as parts  # pylint: disable=import-outside-toplevel
   if not config.upper_latents:
     return None
   layers = ",".join(str(d) for d in config.upper_latents)
-  if config.posterior != "diagonal" or config.prior != "standard_normal":
+  if not parts.combines(config.prior, config.posterior, tuple(config.upper_latents)):
     return (f"config.upper_latents={layers}: a hierarchy of stochastic layers takes "
-            "posterior=diagonal and prior=standard_normal (its own chains of diagonal "
-            f"Gaussians; got posterior={config.posterior}, prior={config.prior})")
-  if "kl" in config and config.kl == "analytic":
-    return (f"config.kl=analytic: a hierarchy of stochastic layers (upper_latents={layers}) "
-            "has no closed-form KL; use kl=mc")
+            f"posterior={parts.HIERARCHY_POSTERIOR} and prior={parts.HIERARCHY_PRIOR} (its "
+            f"own chains of diagonal Gaussians; got posterior={config.posterior}, "
+            f"prior={config.prior})")
+  if "kl" in config and config.kl == "analytic" and not parts.of_config(config).closed_form_kl:
+    return f"config.kl=analytic: {parts.of_config(config).kl_problem}; use kl=mc"
 
 
 SHARED_CHECKS = (
@@ -588,7 +601,7 @@ def validate(experiment: str, config: Any, defaults: Any,
     problem = registry[name].check(config[name])
     if problem:
       raise ConfigError(f"config.{name}={_show(config[name])}: {problem}")
-  conditions = {**READ_IF, **_dataset_read_if(), **(read_if or {})}
+  conditions = {**READ_IF, **_part_read_if(), **_dataset_read_if(), **(read_if or {})}
   for name, condition in conditions.items():
     if name in config.keys() and not condition.when(config) and config[name] != defaults[name]:
       raise ConfigError(f"config.{name}={_show(config[name])} is not read: {experiment} "
@@ -597,7 +610,7 @@ def validate(experiment: str, config: Any, defaults: Any,
 
 def unread_fields(config: Any, read_if: Mapping[str, ReadIf] | None = None) -> set[str]:
   """The fields an experiment may leave unread with this config (their condition is false)."""
-  conditions = {**READ_IF, **_dataset_read_if(), **(read_if or {})}
+  conditions = {**READ_IF, **_part_read_if(), **_dataset_read_if(), **(read_if or {})}
   return {n for n, c in conditions.items() if n in config.keys() and not c.when(config)}
 
 

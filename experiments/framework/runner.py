@@ -33,6 +33,7 @@ from experiments.framework import configuration
 from genjax import distributions, likelihoods, models
 from genjax.data import registry, sources, transforms
 from genjax.io import progress, workdir
+from genjax.models import registry as model_parts
 from genjax.metrics import reference_classifier, sample_quality as quality
 from genjax.training import checkpoint, loop, parallel
 from genjax.training import state as train_state
@@ -156,9 +157,7 @@ def build_vae(config: Any, image_shape: tuple[int, ...],
   / ``config.upper_latents`` (``pseudo_inputs`` read only for the VampPrior, ``flow_steps``
   only for a flow posterior, ``upper_hidden`` only with stochastic layers above z_1) whose
   decoder parameterizes ``likelihood``."""
-  extra = {"num_pseudo_inputs": config.pseudo_inputs} if config.prior == "vamp" else {}
-  if config.posterior in models.FLOW_POSTERIORS:
-    extra["flow_steps"] = config.flow_steps
+  extra = model_parts.builder_kwargs(config)   # e.g. pseudo_inputs, flow_steps
   if config.upper_latents:
     extra.update(upper_latents=tuple(config.upper_latents),
                  upper_hidden=tuple(config.upper_hidden))

@@ -14,12 +14,11 @@ computed as patch matrix products on CPU and natively elsewhere, chosen in one p
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
-import flax.linen as nn
-import jax
-
+from genjax.models import registry
 from genjax.models.autoencoder import Autoencoder
+from genjax.models.builders import ACTIVATIONS, ARCHITECTURES, _check, build_decoder, build_encoder
 from genjax.models.classifier import Classifier
 from genjax.models.cvae import CVAE, M2
 from genjax.models.decoders import ConvDecoder, MLPDecoder
@@ -35,59 +34,18 @@ from genjax.models.vaegan import VAEGAN
 from genjax.models.vqvae import VQVAE
 from genjax.models.pixelcnn import PixelCNN
 
-ARCHITECTURES = ("mlp", "conv")
-ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
-    "relu": nn.relu, "tanh": nn.tanh, "elu": nn.elu, "gelu": nn.gelu,
-    "softplus": nn.softplus}
 GAN_IMAGE_SIZES = ((28, 28), (32, 32))
-PRIORS = ("standard_normal", "vamp")
-POSTERIORS = ("diagonal", "full_covariance", "planar", "iaf")
-FLOW_POSTERIORS = ("planar", "iaf")   # the posteriors that read flow_steps
-
-
-def build_encoder(model: str, latent_dim: int, hidden: Sequence[int], activation: str = "relu",
-                  stochastic: bool = True, extra: int = 0,
-                  extra_zero_init: bool = False) -> nn.Module:
-  """An MLP or conv encoder; ``hidden`` are its dense widths, in order; ``extra`` > 0 adds
-  a head of that many outputs beside (mean, log_var), with zero initial weights when
-  ``extra_zero_init`` (see ``encoders``)."""
-  _check(model, activation)
-  act = ACTIVATIONS[activation]
-  if model == "mlp":
-    return MLPEncoder(latent_dim, tuple(hidden), act, stochastic, extra, extra_zero_init)
-  return ConvEncoder(latent_dim, hidden=tuple(hidden), activation=act, stochastic=stochastic,
-                     extra=extra, extra_zero_init=extra_zero_init)
-
-
-def build_decoder(model: str, image_shape: Sequence[int], hidden: Sequence[int],
-                  output_channels: int, activation: str = "relu",
-                  condition_every_layer: bool = False) -> nn.Module:
-  """An MLP or conv-transpose decoder mirroring ``build_encoder`` (``hidden`` reversed);
-  ``condition_every_layer``: a condition enters every layer, not only the first
-  (``genjax.models.decoders``)."""
-  _check(model, activation)
-  act = ACTIVATIONS[activation]
-  height, width, _ = image_shape
-  out_shape = (height, width, output_channels)
-  if model == "mlp":
-    return MLPDecoder(out_shape, tuple(hidden)[::-1], act, condition_every_layer)
-  return ConvDecoder(out_shape, hidden=tuple(hidden)[::-1], activation=act,
-                     condition_every_layer=condition_every_layer)
-
-
-def _check(model: str, activation: str) -> None:
-  if model not in ARCHITECTURES:
-    raise ValueError(f"model={model!r}: expected one of {', '.join(ARCHITECTURES)}")
-  if activation not in ACTIVATIONS:
-    raise ValueError(f"activation={activation!r}: expected one of {', '.join(ACTIVATIONS)}")
+PRIORS = tuple(registry.PRIORS)
+POSTERIORS = tuple(registry.POSTERIORS)
+FLOW_POSTERIORS = registry.reading("flow_steps", registry.POSTERIORS)   # read flow_steps
 
 
 def build_vae(model: str, image_shape: Sequence[int], latent_dim: int,
               hidden: Sequence[int], output_channels: int, activation: str = "relu",
               prior: str = "standard_normal", num_pseudo_inputs: int = 500,
               posterior: str = "diagonal", flow_steps: int = 2,
-              upper_latents: Sequence[int] = (), upper_hidden: Sequence[int] = (100, 100)
-              ) -> VAE:
+              upper_latents: Sequence[int] = (), upper_hidden: Sequence[int] = (100, 100),
+              **settings) -> VAE:
   """A VAE with MLP or conv encoder/decoder.
 
   ``hidden`` are the dense widths (the encoder's in order, the decoder's reversed);
@@ -102,25 +60,24 @@ def build_vae(model: str, image_shape: Sequence[int], latent_dim: int,
   ``latent_dim`` entries), with ``upper_hidden`` dense widths between consecutive layers:
   ``HierarchicalVAE`` (the IWAE paper's two-layer model is latent_dim=100,
   upper_latents=(50,), hidden=(200, 200), upper_hidden=(100, 100), tanh); it takes the
-  diagonal posterior and the N(0, I) top prior of that model.
+  diagonal posterior and the N(0, I) top prior of that model. ``settings``: what a
+  registered prior or posterior reads beyond these (its ``registry.Part.reads``).
   """
   if upper_latents:
     return _hierarchical_vae(model, image_shape, latent_dim, hidden, output_channels,
                              activation, prior, posterior, upper_latents, upper_hidden)
-  if prior not in PRIORS:
-    raise ValueError(f"prior={prior!r}: expected one of {', '.join(PRIORS)}")
-  if posterior not in POSTERIORS:
-    raise ValueError(f"posterior={posterior!r}: expected one of {', '.join(POSTERIORS)}")
-  if posterior != "diagonal":
-    return _rich_posterior_vae(model, image_shape, latent_dim, hidden, output_channels,
-                               activation, prior, posterior, flow_steps)
-  encoder = build_encoder(model, latent_dim, hidden, activation)
-  decoder = build_decoder(model, image_shape, hidden, output_channels, activation)
-  if prior == "vamp":
-    if num_pseudo_inputs < 1:
-      raise ValueError(f"num_pseudo_inputs={num_pseudo_inputs} must be >= 1")
-    return VampPriorVAE(encoder, decoder, latent_dim, tuple(image_shape), num_pseudo_inputs)
-  return VAE(encoder, decoder, latent_dim)
+  p, q = registry.prior(prior), registry.posterior(posterior)
+  if not registry.combines(prior, posterior):
+    raise ValueError(f"posterior={posterior!r} takes prior='standard_normal' (got "
+                     f"{prior!r}): the VampPrior is a mixture of diagonal posteriors")
+  build = p.build or q.build   # a prior that changes the model builds it (the VampPrior)
+  settings = {"num_pseudo_inputs": num_pseudo_inputs, "flow_steps": flow_steps, **settings}
+  missing = [k for part in (p, q) for k in part.reads.values() if k not in settings]
+  if missing:
+    raise ValueError(f"prior={prior!r}, posterior={posterior!r} read {', '.join(missing)}: "
+                     "pass it to build_vae")
+  reads = {k: settings[k] for part in (p, q) for k in part.reads.values()}
+  return build(model, image_shape, latent_dim, hidden, output_channels, activation, **reads)
 
 
 def _hierarchical_vae(model: str, image_shape: Sequence[int], latent_dim: int,
@@ -128,7 +85,7 @@ def _hierarchical_vae(model: str, image_shape: Sequence[int], latent_dim: int,
                       prior: str, posterior: str, upper_latents: Sequence[int],
                       upper_hidden: Sequence[int]) -> HierarchicalVAE:
   """``build_vae`` with stochastic layers above z_1 (models.hierarchical)."""
-  if prior != "standard_normal" or posterior != "diagonal":
+  if not registry.combines(prior, posterior, tuple(upper_latents)):
     raise ValueError(f"upper_latents={tuple(upper_latents)} (a hierarchy of stochastic "
                      "layers) takes prior='standard_normal' and posterior='diagonal', its "
                      f"own chain of diagonal Gaussians (got prior={prior!r}, "
@@ -141,32 +98,6 @@ def _hierarchical_vae(model: str, image_shape: Sequence[int], latent_dim: int,
   return HierarchicalVAE(build_encoder(model, latent_dim, hidden, activation),
                          build_decoder(model, image_shape, hidden, output_channels, activation),
                          sum(dims), tuple(dims), tuple(upper_hidden), activation)
-
-
-def _rich_posterior_vae(model: str, image_shape: Sequence[int], latent_dim: int,
-                        hidden: Sequence[int], output_channels: int, activation: str,
-                        prior: str, posterior: str, flow_steps: int) -> VAE:
-  """``build_vae`` for a posterior other than ``diagonal`` (models.flows)."""
-  if prior != "standard_normal":
-    raise ValueError(f"posterior={posterior!r} takes prior='standard_normal' (got "
-                     f"{prior!r}): the VampPrior is a mixture of diagonal posteriors")
-  if posterior in FLOW_POSTERIORS and flow_steps < 1:
-    raise ValueError(f"flow_steps={flow_steps} must be >= 1")
-  decoder = build_decoder(model, image_shape, hidden, output_channels, activation)
-  if posterior == "full_covariance":
-    # The off-diagonal head starts at zero: q starts as the diagonal Gaussian (with random
-    # initial correlations the 10-epoch run on MNIST lost 22 nats of test ELBO).
-    encoder = build_encoder(model, latent_dim, hidden, activation,
-                            extra=flows.full_covariance_extra(latent_dim), extra_zero_init=True)
-    return FullCovarianceVAE(encoder, decoder, latent_dim)
-  if posterior == "planar":
-    encoder = build_encoder(model, latent_dim, hidden, activation,
-                            extra=flows.planar_extra(latent_dim, flow_steps))
-    return PlanarFlowVAE(encoder, decoder, latent_dim, flow_steps)
-  context = max(16, 2 * latent_dim)
-  encoder = build_encoder(model, latent_dim, hidden, activation, extra=context)
-  return IAFVAE(encoder, decoder, latent_dim, flow_steps, hidden=2 * context,
-                context_dim=context)
 
 
 def build_autoencoder(model: str, image_shape: Sequence[int], latent_dim: int,

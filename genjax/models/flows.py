@@ -24,6 +24,7 @@ import jax.numpy as jnp
 
 from genjax import distributions as D
 from genjax.models.protocol import check_condition
+from genjax.models import builders, registry
 from genjax.models.vae import VAE
 
 
@@ -120,3 +121,49 @@ class IAFVAE(VAE):
     mean, log_var, context = self.encoder(x)
     return D.InverseAutoregressiveFlow(D.DiagonalGaussian(mean, log_var), context,
                                        self.flow())
+
+
+def _check_steps(flow_steps: int) -> None:
+  if flow_steps < 1:
+    raise ValueError(f"flow_steps={flow_steps} must be >= 1")
+
+
+def _build_full_covariance(model, image_shape, latent_dim, hidden, output_channels,
+                           activation):
+  # The off-diagonal head starts at zero: q starts as the diagonal Gaussian (with random
+  # initial correlations the 10-epoch run on MNIST lost 22 nats of test ELBO).
+  encoder = builders.build_encoder(model, latent_dim, hidden, activation,
+                                   extra=full_covariance_extra(latent_dim), extra_zero_init=True)
+  decoder = builders.build_decoder(model, image_shape, hidden, output_channels, activation)
+  return FullCovarianceVAE(encoder, decoder, latent_dim)
+
+
+def _build_planar(model, image_shape, latent_dim, hidden, output_channels, activation,
+                  flow_steps):
+  _check_steps(flow_steps)
+  decoder = builders.build_decoder(model, image_shape, hidden, output_channels, activation)
+  encoder = builders.build_encoder(model, latent_dim, hidden, activation,
+                                   extra=planar_extra(latent_dim, flow_steps))
+  return PlanarFlowVAE(encoder, decoder, latent_dim, flow_steps)
+
+
+def _build_iaf(model, image_shape, latent_dim, hidden, output_channels, activation,
+               flow_steps):
+  """The IAF's context h(x) has max(16, 2 latent_dim) entries, its MADE layers twice that."""
+  _check_steps(flow_steps)
+  decoder = builders.build_decoder(model, image_shape, hidden, output_channels, activation)
+  context = max(16, 2 * latent_dim)
+  encoder = builders.build_encoder(model, latent_dim, hidden, activation, extra=context)
+  return IAFVAE(encoder, decoder, latent_dim, flow_steps, hidden=2 * context,
+                context_dim=context)
+
+
+registry.register_posterior(registry.Part(
+    "full_covariance", "posterior=full_covariance", factorized=False,
+    only_with=("standard_normal",), build=_build_full_covariance))
+for _name, _build in (("planar", _build_planar), ("iaf", _build_iaf)):
+  registry.register_posterior(registry.Part(
+      _name, f"posterior={_name}", reads={"flow_steps": "flow_steps"}, closed_form_kl=False,
+      density_anywhere=False, factorized=False, only_with=("standard_normal",),
+      no_kl_reason=(f"a flow posterior (posterior={_name}) has no closed-form KL (its "
+                    "density is known only at its own samples)"), build=_build))

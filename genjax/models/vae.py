@@ -13,6 +13,7 @@ import flax.linen as nn
 import jax
 
 from genjax import distributions as D
+from genjax.models import builders, registry
 from genjax.models.protocol import check_condition
 
 
@@ -44,3 +45,15 @@ class VAE(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     """Reconstructs x: decodes the posterior mean, z = E_q[z|x]."""
     return self.decode(self.posterior(x).mean)
+
+
+def _build_diagonal(model, image_shape, latent_dim, hidden, output_channels, activation):
+  return VAE(builders.build_encoder(model, latent_dim, hidden, activation),
+             builders.build_decoder(model, image_shape, hidden, output_channels, activation),
+             latent_dim)
+
+
+registry.register_prior(registry.Part(
+    "standard_normal", "the standard normal prior (prior=standard_normal)"))
+registry.register_posterior(registry.Part(
+    "diagonal", "posterior=diagonal", build=_build_diagonal))

@@ -22,6 +22,7 @@ import flax.linen as nn
 import jax
 
 from genjax import distributions as D
+from genjax.models import builders, registry
 from genjax.models.vae import VAE
 
 
@@ -50,3 +51,18 @@ class VampPriorVAE(VAE):
   def prior(self) -> D.MixtureOfDiagonalGaussians:
     """p(z) = 1/K sum_k N(z; mean(u_k), diag(exp(log_var(u_k)))) (Tomczak & Welling, Eq. 9)."""
     return D.MixtureOfDiagonalGaussians(*self.encoder(self.pseudo_inputs()))
+
+
+def _build_vamp(model, image_shape, latent_dim, hidden, output_channels, activation,
+                num_pseudo_inputs):
+  if num_pseudo_inputs < 1:
+    raise ValueError(f"num_pseudo_inputs={num_pseudo_inputs} must be >= 1")
+  encoder = builders.build_encoder(model, latent_dim, hidden, activation)
+  decoder = builders.build_decoder(model, image_shape, hidden, output_channels, activation)
+  return VampPriorVAE(encoder, decoder, latent_dim, tuple(image_shape), num_pseudo_inputs)
+
+
+registry.register_prior(registry.Part(
+    "vamp", "the VampPrior (prior=vamp)", reads={"pseudo_inputs": "num_pseudo_inputs"},
+    closed_form_kl=False, only_with=("diagonal",),
+    no_kl_reason="the VampPrior (prior=vamp) has no closed-form KL", build=_build_vamp))
