@@ -15,7 +15,19 @@ GUIDES = dict(
 
 
 def test_the_readme_has_the_guides():
-  assert {"model", "objective", "study"} <= set(GUIDES)
+  assert {"model", "objective", "study", "dataset"} <= set(GUIDES)
+
+
+def test_guide_a_new_data_set_is_one_entry(tmp_path, monkeypatch):
+  from genjax.data import registry
+  monkeypatch.setattr(registry, "REGISTRY", dict(registry.REGISTRY))   # the guide's entry stays here
+  namespace = {}
+  exec(compile(GUIDES["dataset"], "README.md (guide: dataset)", "exec"), namespace)  # noqa: S102
+  assert registry.get("noise_rgb").shape() == (16, 16, 3)
+  invocation = configuration.parse("train_vae", [f"--workdir={tmp_path / 'run'}",
+                                                 "--config.dataset=noise_rgb",
+                                                 "--config.model=conv"])
+  assert invocation.config.dataset == "noise_rgb"
 
 
 def test_guide_a_new_model_trains_with_the_elbo_family():
