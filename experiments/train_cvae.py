@@ -67,6 +67,7 @@ FIELDS = {
 }
 
 
+EVALUATORS = ("log_likelihood", "sample_quality")   # run by its own code, given the condition
 READ_IF = {
     "quality_samples": _SCORES_SAMPLES,
     "curve_samples": _SCORES_SAMPLES,

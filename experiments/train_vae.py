@@ -55,14 +55,10 @@ def _evaluates(name: str):
   return lambda c: name in configuration.split_names(c.evaluators)
 
 
-READ_IF = {
-    "ll_samples": configuration.ReadIf(_evaluates("log_likelihood"),
-                                       "evaluators has log_likelihood"),
-    "ll_examples": configuration.ReadIf(_evaluates("log_likelihood"),
-                                        "evaluators has log_likelihood"),
-    "quality_samples": configuration.ReadIf(_evaluates("sample_quality"),
-                                            "evaluators has sample_quality"),
-}
+# The final evaluations train_vae runs by name, and the fields each reads only when chosen.
+EVALUATORS = ("log_likelihood", "sample_quality", "factors")
+READ_IF = {field: configuration.ReadIf(_evaluates(name), f"evaluators has {name}")
+           for name in EVALUATORS for field in evaluators.EVALUATORS[name].reads}
 
 
 def run(config: Any) -> dict[str, float]:
@@ -83,14 +79,10 @@ def run(config: Any) -> dict[str, float]:
                      evaluate=test_elbo, name="train_vae")
 
   final = test_elbo(state.params)
-  chosen = configuration.split_names(config.evaluators)
-  if "log_likelihood" in chosen:
-    final.update(evaluators.test_log_likelihood(
-        model, likelihood, state.params, {"image": dataset.test_images}, preprocess,
-        jax.random.fold_in(keys["eval"], 1), config.ll_samples, config.ll_examples))
-  if "sample_quality" in chosen and config.quality_samples:
-    final.update(runner.sample_quality(config, dataset, evaluators.prior_sample_means(
-        model, likelihood, state.params, keys["quality"], config.quality_samples)))
+  final.update(evaluators.run_chosen(
+      configuration.split_names(config.evaluators),
+      evaluators.Context(config, model, likelihood, state.params, dataset, preprocess, keys,
+                         sample_quality=runner.sample_quality)))
   if workdir.is_primary():
     _write_figures(config, model, likelihood, state.params, dataset, keys["figures"])
   results = {**final, **runner.run_info(config, state, dataset, placement, wall_start)}

@@ -180,6 +180,7 @@ def _fields() -> dict[str, Field]:
   from genjax.data import transforms  # pylint: disable=import-outside-toplevel
   from genjax.losses import autoencoder  # pylint: disable=import-outside-toplevel
   from genjax.training import parallel  # pylint: disable=import-outside-toplevel
+  from experiments.framework import evaluators  # pylint: disable=import-outside-toplevel
   F = Field
   return {
       **_dataset_option_fields(),
@@ -255,10 +256,10 @@ def _fields() -> dict[str, Field]:
       # Objectives of the ELBO lab.
       "evaluators": F("Evaluations of the final model beside the test ELBO (which is also "
                       "logged every eval_every epochs), comma-separated, may be empty: "
-                      "log_likelihood (importance-sampled test log p(x) with K = ll_samples on "
-                      "ll_examples test images), sample_quality (quality_samples prior samples "
-                      "on the reference classifier's scale).",
-                      names(("log_likelihood", "sample_quality"), allow_empty=True)),
+                      + ", ".join(f"{e.name} ({e.doc})" for e in evaluators.EVALUATORS.values())
+                      + " (experiments/framework/evaluators.py; each experiment runs those "
+                      "in its EVALUATORS).", names(tuple(evaluators.EVALUATORS),
+                                                   allow_empty=True)),
       "ll_samples": F("Importance samples K for the test log-likelihood.", integer(1)),
       "ll_examples": F("Test examples for the log-likelihood estimate: a fixed uniform random "
                        "subset (0: the whole test set).", integer(0)),
@@ -606,6 +607,27 @@ def validate(experiment: str, config: Any, defaults: Any,
     if name in config.keys() and not condition.when(config) and config[name] != defaults[name]:
       raise ConfigError(f"config.{name}={_show(config[name])} is not read: {experiment} "
                         f"reads {name} only when {condition.description}")
+  if "evaluators" in config.keys():
+    _check_evaluators(experiment, config)
+
+
+def experiment_evaluators(experiment: str) -> tuple[str, ...]:
+  """The final evaluations ``experiment`` can run by name (its module's EVALUATORS)."""
+  return tuple(getattr(importlib.import_module(f"experiments.{experiment}"), "EVALUATORS", ()))
+
+
+def _check_evaluators(experiment: str, config: Any) -> None:
+  """``evaluators`` names only what the experiment runs, and what each needs is there."""
+  from experiments.framework import evaluators  # pylint: disable=import-outside-toplevel
+  allowed = experiment_evaluators(experiment)
+  chosen = split_names(config.evaluators)
+  if any(name not in allowed for name in chosen):
+    raise ConfigError(f"config.evaluators={config.evaluators}: expected comma-separated names "
+                      f"from {', '.join(allowed)}, each once")
+  for name in chosen:
+    problem = evaluators.EVALUATORS[name].requires(config)
+    if problem:
+      raise ConfigError(problem)
 
 
 def unread_fields(config: Any, read_if: Mapping[str, ReadIf] | None = None) -> set[str]:
@@ -634,6 +656,8 @@ def help_text(experiment: str, summary: str, spec: str | None = None) -> str:
     flag = f"--config.{name}={_show(value)}"
     doc = registry[name].doc if name in registry else "(undocumented)"
     allowed = getattr(registry[name].check, "allowed", None) if name in registry else None
+    if name == "evaluators":
+      allowed = ",".join(experiment_evaluators(experiment))
     if allowed:
       doc = f"{doc} [{allowed}]"
     lines.append(f"  {flag:<{width}}  {doc}")

@@ -218,8 +218,9 @@ def checksum(sprites: DSprites) -> str:
 
 
 def to_dataset(sprites: DSprites, label_factor: str | None = None) -> Dataset:
-  """The set as a ``registry.Dataset``: labels are the indices of factor ``label_factor``
-  (e.g. "shape"), or all ``NO_LABEL`` when None."""
+  """The set as a ``registry.Dataset`` with its factors (``*_factors``, ``factor_names``):
+  labels are the indices of factor ``label_factor`` (e.g. "shape"), or all ``NO_LABEL``
+  when None."""
   if label_factor is not None and label_factor not in sprites.factor_names:
     raise ValueError(f"label_factor must be one of {sprites.factor_names} or None, "
                      f"got {label_factor!r}")
@@ -231,5 +232,7 @@ def to_dataset(sprites: DSprites, label_factor: str | None = None) -> Dataset:
 
   return Dataset("dsprites", sprites.train_images, labels(sprites.train_factors),
                  sprites.test_images, labels(sprites.test_factors),
-                 source=f"genjax.data.dsprites.generate, grid {sprites.factor_sizes}")
+                 source=f"genjax.data.dsprites.generate, grid {sprites.factor_sizes}",
+                 train_factors=sprites.train_factors, test_factors=sprites.test_factors,
+                 factor_names=tuple(sprites.factor_names))
 

@@ -25,7 +25,9 @@ class Dataset:
   """Train and test splits; images float32 [N, H, W, C] in [0, 1], labels int32 [N].
 
   A data set without class labels has every label -1 (``NO_LABEL``); one with binary
-  attributes has ``*_attributes`` [N, A] float32 in {0, 1}, named by ``attribute_names``.
+  attributes has ``*_attributes`` [N, A] float32 in {0, 1}, named by ``attribute_names``;
+  one with known factors of variation has ``*_factors`` [N, K] int32 (each factor's
+  index on its grid), named by ``factor_names``.
   ``valid_*`` hold a validation split where the source has one, else None. ``source``
   says where it came from.
   """
@@ -41,6 +43,9 @@ class Dataset:
   test_attributes: np.ndarray | None = None
   valid_attributes: np.ndarray | None = None
   attribute_names: tuple[str, ...] | None = None
+  train_factors: np.ndarray | None = None
+  test_factors: np.ndarray | None = None
+  factor_names: tuple[str, ...] | None = None
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -80,6 +85,8 @@ class DatasetEntry:
     obtain: how to get a copy onto an offline machine, one sentence.
     num_classes: number of class labels, or None for a data set without labels.
     num_attributes: number of binary attributes per image (0: none).
+    factors: the names of its known factors of variation (empty: none), each image's
+      indices in ``Dataset.*_factors``.
     binary: pixel values are in {0, 1} already (e.g. a fixed binarization).
     value_range: the range of the loaded float32 pixel values.
     splits: the splits every source provides, from ``SPLITS``.
@@ -100,6 +107,7 @@ class DatasetEntry:
   obtain: str
   num_classes: int | None = None
   num_attributes: int = 0
+  factors: tuple[str, ...] = ()
   binary: bool = False
   value_range: tuple[float, float] = (0.0, 1.0)
   splits: tuple[str, ...] = ("train", "test")
