@@ -84,3 +84,15 @@ def test_nothing_outside_the_models_compares_a_prior_or_posterior_name():
            if "models" not in p.parts
            for line, text in _compared_strings(p) if text in names]
   assert not found, "\n".join(found)
+
+
+def test_a_parts_settings_are_config_fields_declared_by_its_entry(tmp_path):
+  from experiments.framework import configuration
+  fields = configuration.fields()
+  assert fields["pseudo_inputs"].doc == ("prior=vamp: " + parts.prior("vamp").settings[
+      "pseudo_inputs"].doc + ".")
+  assert fields["flow_steps"].doc.startswith("posterior=planar or iaf: number of flow steps")
+  with pytest.raises(configuration.ConfigError, match=r"config.flow_steps=0: expected an "
+                                                      r"integer >= 1"):
+    configuration.parse("train_vae", [f"--workdir={tmp_path}", "--config.posterior=planar",
+                                      "--config.kl=mc", "--config.flow_steps=0"])

@@ -184,6 +184,7 @@ def _fields() -> dict[str, Field]:
   F = Field
   return {
       **_dataset_option_fields(),
+      **_part_fields(),
       # Every experiment.
       "dataset": F("Data set (an entry of genjax.data.registry).", _registered_dataset()),
       "data_dir": F("Directory holding <dataset>.npz or a TFDS-prepared copy (e.g. "
@@ -229,14 +230,11 @@ def _fields() -> dict[str, Field]:
       "prior": F("p(z): standard_normal (N(0, I)) or vamp (the VampPrior of Tomczak & Welling "
                  "2018: a mixture of the posteriors of learned pseudo-inputs; needs a Monte "
                  "Carlo KL, e.g. kl=mc).", choice(models.PRIORS)),
-      "pseudo_inputs": F("prior=vamp: number of learned pseudo-inputs (mixture components).",
-                         integer(1)),
       "posterior": F("q(z|x): diagonal (N(mu, diag(sigma^2))), full_covariance (N(mu, L L^T), "
                      "a Cholesky factor from the encoder; closed-form KL), planar (planar "
                      "flows, Rezende & Mohamed 2015) or iaf (inverse autoregressive flow, "
                      "Kingma et al. 2016); the flows need a Monte Carlo KL (kl=mc) and the "
                      "reparameterized gradient.", choice(models.POSTERIORS)),
-      "flow_steps": F("posterior=planar or iaf: number of flow steps.", integer(1)),
       "upper_latents": F("Stochastic layers above z_1 (which has latent_dim entries): their "
                          "sizes d_2, ..., d_L, e.g. 50 for the two-layer model of Burda et al. "
                          "2016 (latent_dim=100); empty: one stochastic layer. p(z_L) = N(0, I) "
@@ -325,6 +323,20 @@ def _having_option(option: str) -> tuple[str, ...]:
 def with_attributes() -> str:
   from genjax.data import registry  # pylint: disable=import-outside-toplevel
   return "/".join(n for n, e in registry.REGISTRY.items() if e.num_attributes)
+
+
+def _part_fields() -> dict[str, Field]:
+  """The settings the priors and posteriors read (``registry.Part.settings``) as config
+  fields, declared by their entries (genjax.models.registry)."""
+  from genjax.models import registry as parts  # pylint: disable=import-outside-toplevel
+  found: dict[str, Field] = {}
+  for kind, entries in (("prior", parts.PRIORS), ("posterior", parts.POSTERIORS)):
+    for part in entries.values():
+      for name, setting in part.settings.items():
+        if name not in found:
+          having = " or ".join(parts.reading(name, entries))
+          found[name] = Field(f"{kind}={having}: {setting.doc}.", setting.check)
+  return found
 
 
 def _part_read_if() -> dict[str, ReadIf]:

@@ -163,7 +163,10 @@ registry.register_posterior(registry.Part(
     only_with=("standard_normal",), build=_build_full_covariance))
 for _name, _build in (("planar", _build_planar), ("iaf", _build_iaf)):
   registry.register_posterior(registry.Part(
-      _name, f"posterior={_name}", reads={"flow_steps": "flow_steps"}, closed_form_kl=False,
+      _name, f"posterior={_name}", reads={"flow_steps": "flow_steps"},
+      settings={"flow_steps": registry.Setting("number of flow steps",
+                                               registry.positive_integer)},
+      closed_form_kl=False,
       density_anywhere=False, factorized=False, only_with=("standard_normal",),
       no_kl_reason=(f"a flow posterior (posterior={_name}) has no closed-form KL (its "
                     "density is known only at its own samples)"), build=_build))

@@ -17,6 +17,20 @@ from typing import Any, Callable, Mapping
 
 
 @dataclasses.dataclass(frozen=True)
+class Setting:
+  """A setting a part's builder reads (experiments expose it as a config field of the same
+  name, read only with this part): its meaning and allowed values (``check(value)`` ->
+  None when fine, else what is expected)."""
+  doc: str
+  check: Callable[[Any], str | None]
+
+
+def positive_integer(v: Any) -> str | None:
+  if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+    return "expected an integer >= 1"
+
+
+@dataclasses.dataclass(frozen=True)
 class Part:
   """A prior p(z) or a posterior q(z|x) of the VAE family.
 
@@ -24,6 +38,7 @@ class Part:
     name: its registry name (``config.prior`` / ``config.posterior``).
     description: how an error names it, e.g. "the VampPrior (prior=vamp)".
     reads: config field -> builder keyword, the settings it reads (e.g. flow_steps).
+    settings: config field -> ``Setting``: each read field's doc and allowed values.
     closed_form_kl: KL(q || p) has a closed form when both parts have one.
     density_anywhere: log q(z|x) can be evaluated at any z (STL, DReG); flows know it
       only at their own samples.
@@ -36,6 +51,7 @@ class Part:
   name: str
   description: str
   reads: Mapping[str, str] = dataclasses.field(default_factory=dict)
+  settings: Mapping[str, Setting] = dataclasses.field(default_factory=dict)
   closed_form_kl: bool = True
   density_anywhere: bool = True
   factorized: bool = True

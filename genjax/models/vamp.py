@@ -64,5 +64,7 @@ def _build_vamp(model, image_shape, latent_dim, hidden, output_channels, activat
 
 registry.register_prior(registry.Part(
     "vamp", "the VampPrior (prior=vamp)", reads={"pseudo_inputs": "num_pseudo_inputs"},
+    settings={"pseudo_inputs": registry.Setting(
+        "number of learned pseudo-inputs (mixture components)", registry.positive_integer)},
     closed_form_kl=False, only_with=("diagonal",),
     no_kl_reason="the VampPrior (prior=vamp) has no closed-form KL", build=_build_vamp))
