@@ -24,6 +24,8 @@ def test_guide_a_new_data_set_is_one_entry(tmp_path, monkeypatch):
   namespace = {}
   exec(compile(GUIDES["dataset"], "README.md (guide: dataset)", "exec"), namespace)  # noqa: S102
   assert registry.get("noise_rgb").shape() == (16, 16, 3)
+  from genjax.data import sources
+  assert sources.load("noise_rgb").train_images.shape == (48, 16, 16, 3)
   invocation = configuration.parse("train_vae", [f"--workdir={tmp_path / 'run'}",
                                                  "--config.dataset=noise_rgb",
                                                  "--config.model=conv"])
@@ -69,9 +71,32 @@ def test_every_readme_command_resolves_to_a_valid_config(tmp_path):
   """Each README command parses and validates (it is not run: that is what the tables are
   for); so a renamed field or config file cannot leave a stale command behind."""
   commands = [c for c in _readme_commands() if "--help" not in c
-              and not any("beta_vae_2d" in a for a in c)]   # the study guide's own file
+              and not any("beta_vae_2d" in a for a in c)     # the study guide's own file
+              and not any("noise_rgb" in a for a in c)]      # the data-set guide's entry
   assert len(commands) >= 12
   for name, *argv in commands:
     argv = [a for a in argv if not a.startswith(("--workdir", "--local_processes"))]
     invocation = configuration.parse(name, [f"--workdir={tmp_path / name}", *argv])
     assert invocation.config.workdir == str(tmp_path / name)
+
+
+def test_guide_a_new_data_set_touches_only_datasets_py(tmp_path):
+  """The guide's entry appended to a copy of genjax/data/datasets.py, and nothing else
+  changed: the README's command trains on it (a subprocess in the copy)."""
+  import shutil
+  import subprocess
+  import sys
+  copy = tmp_path / "repo"
+  shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".git", "runs", "__pycache__",
+                                                            "*.egg-info", ".pytest_cache"))
+  with open(copy / "genjax" / "data" / "datasets.py", "a") as f:
+    f.write("\n\n" + GUIDES["dataset"].split("\n", 1)[1])
+  command = re.search(r"`(python launch.py train_vae --workdir=runs/noise [^`]*)`",
+                      (ROOT / "README.md").read_text().replace("\n", " ")).group(1).split()
+  run = subprocess.run([sys.executable, *command[1:], f"--workdir={tmp_path / 'run'}",
+                        "--config=experiments/configs/train_vae.py:smoke", "--config.epochs=1"],
+                       cwd=copy, capture_output=True, text=True, timeout=600,
+                       env={**__import__("os").environ, "PYTHONPATH": str(copy)})
+  assert run.returncode == 0, run.stderr[-2000:]
+  results = __import__("json").loads((tmp_path / "run" / "results.json").read_text())
+  assert results["dataset"] == "noise_rgb" and results["data_source"] == "generated:memory"
