@@ -1,7 +1,14 @@
 """anomaly: outlier detection by reconstruction error, each class held out in turn.
 
 Defaults: the README's table (an AE and a VAE, MLP 784-512-256-32, grey-level MNIST,
-10 epochs per model, all ten classes held out in turn). Variants:
+10 epochs per model, all ten classes held out in turn).
+
+  python launch.py anomaly --workdir=runs/anomaly --config.data_dir=../shared/data
+
+Measured: AUROC, mean over the held-out classes, 0.727 (AE reconstruction), 0.734 (VAE
+-ELBO), 0.809 (VAE reconstruction); held-out 1s score below chance. Full record: README,
+"Autoencoders and few labels".
+Variants:
   smoke: tiny, for tests.
 """
 

@@ -1,7 +1,13 @@
 """compare_elbos: ELBO variants and gradient estimators on equal footing.
 
 Defaults: the README's ELBO-lab variants on train_vae's network, 3 seeds, 25 epochs,
-test log-likelihood with K = 5000 on the whole test set. Variants:
+test log-likelihood with K = 5000 on the whole test set.
+
+  python launch.py compare_elbos --workdir=runs/cmp --config.data_dir=../shared/data
+
+Not measured at these defaults; the ELBO lab's measured tables are those of the configs
+below (README, "The ELBO lab").
+Variants:
   smoke: tiny, for tests.
 The IWAE paper's Table 1 protocol is its own config: iwae_table1.py; gradient SNR vs K for
 IWAE and DReG is snr_vs_k.py.

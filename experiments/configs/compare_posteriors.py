@@ -10,6 +10,13 @@ Monte Carlo ELBO (elbo_mc; the only KL the flows and the hierarchy have).
 Reported per model: test NLL (importance sampling, K = 1000 on 1000 test images, with its
 standard error), test ELBO, the gap log p(x) - ELBO, active units, training seconds.
 Budget: 10 epochs (as the README's first richer-posterior table), 3 seeds.
+
+  python launch.py compare_elbos --workdir=runs/compare_posteriors \\
+      --config=experiments/configs/compare_posteriors.py --config.data_dir=../shared/data
+
+Measured (test NLL, mean ± std over 3 seeds): IAF 92.79 ± 0.18 and the second layer
+92.89 ± 0.17 against the diagonal Gaussian's 93.63 ± 0.03. Full record: README,
+"Posteriors and hierarchies on equal footing".
 Variants:
   smoke: tiny, for tests.
 """

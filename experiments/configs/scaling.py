@@ -2,7 +2,13 @@
 
 Defaults: every placement, device counts 1, 2, 4, ... up to all, 64 examples per device,
 MLP VAEs with one hidden layer of 256 and of 1024, strong and weak scaling, 3 timed
-chunks of 20 steps. Variants:
+chunks of 20 steps.
+
+  python launch.py scaling --workdir=runs/scaling --host_devices=8
+
+No measured figures: on simulated CPU devices, which share the same cores, the run tests
+the code path, not speed (README, "Scale-out").
+Variants:
   smoke: tiny, for tests.
 """
 

@@ -1,7 +1,14 @@
 """semi_supervised: learning with few labels (scratch, pre-trained AE / DAE / VAE, M2).
 
 Defaults: the README's table (MLP 784-512-256-32, 10 and 100 labels per class, 3 seeds,
-10 epochs of pre-training and of M2, 2000 fine-tuning steps at batch 100). Variants:
+10 epochs of pre-training and of M2, 2000 fine-tuning steps at batch 100).
+
+  python launch.py semi_supervised --workdir=runs/semi --config.data_dir=../shared/data
+
+Measured (test error, mean ± std over 3 seeds, 100 / 1000 labels): M2 18.34 ± 0.60 % /
+6.32 ± 0.37 %, the best; scratch 23.69 ± 0.76 % / 8.90 ± 0.47 %. Full record: README,
+"Autoencoders and few labels".
+Variants:
   smoke: tiny, for tests.
 """
 

@@ -1,7 +1,13 @@
 """train_ae: a denoising autoencoder beside a VAE of the same architecture.
 
 Defaults: MLP 784-512-256-32, Gaussian corruption 0.3, Bernoulli reconstruction loss,
-grey-level MNIST, 25 epochs (the README's train_ae table). Variants:
+grey-level MNIST, 25 epochs (the README's train_ae table).
+
+  python launch.py train_ae --workdir=runs/ae --config.data_dir=../shared/data
+
+Measured: test MSE 5.25 from clean input, 6.48 from noisy input; the VAE's test ELBO
+-100.0. Full record: README, "Autoencoders and few labels".
+Variants:
   smoke: tiny, for tests.
 """
 

@@ -1,15 +1,19 @@
-"""train_vaegan: a VAE-GAN (Larsen et al. 2016) on MNIST grey levels.
+"""train_vaegan: a VAE-GAN (Larsen et al. 2016, Autoencoding beyond pixels using a learned
+similarity metric) on MNIST grey levels.
 
 Defaults: latent 32; the conv VAE's encoder (3x3 stride-2 convs 32, 64; dense 256); the
 DCGAN's generator as decoder and its discriminator at width 32; L_llike on the
-discriminator's second conv layer (feature_layer=2); gamma = 0.01; one Adam per player
-(learning rate 3e-4, b1 = 0.5); batch 100 (600 steps per epoch, so 100-step fused chunks
-tile it; 64, the paper's, gives a prime 937); 2 epochs; 10,000 samples scored by the
-reference classifier. The budget: at most ~15 minutes of wall time on this project's shared
-2-core CPU; measured 594 s in all (494 s of training) while other jobs shared the cores
-(sample_fd 51.06, test_pixel_sq_error 18.38). gamma = 0.01 balances the two ends measured
-after one epoch (2,000 samples): 0.1 reconstructs best (pixel error 15.5) with the worst
-samples (sample_fd 86.7), 0.001 the reverse (25.9, 53.0); 0.01 gives 20.7 and 58.3.
+discriminator's second conv layer (feature_layer=2); gamma = 0.01 (between the best
+reconstructions, at 0.1, and the best samples, at 0.001); one Adam per player (learning
+rate 3e-4, b1 = 0.5); batch 100 (600 steps per epoch, so 100-step fused chunks tile it;
+64, the paper's, gives a prime 937); 2 epochs; 10,000 samples scored by the reference
+classifier. Budget: at most ~15 minutes of wall time on this project's 2-core CPU.
+
+  python launch.py train_vaegan --workdir=runs/vaegan --config.data_dir=../shared/data
+
+Measured: sample_fd 51.06, test_pixel_sq_error 18.38, 594 s in all while other jobs
+shared the cores. Full record, with the gamma sweep: bench/RESULTS.md, section
+"VAE-GAN (`train_vaegan`)".
 Variants:
   smoke: tiny, for tests.
 """

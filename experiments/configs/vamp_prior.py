@@ -5,6 +5,11 @@ pseudo-inputs u_k (the paper's K for MNIST, Sec. 4), instead of N(0, I). The KL 
 closed form, so the ELBO uses the one-sample Monte Carlo estimate log q(z|x) - log p(z)
 (kl=mc). Everything else is train_vae's default run (MLP 784-512-256-32, Bernoulli,
 dynamically binarized MNIST, 25 epochs), so the two test ELBOs compare directly.
+
+  python launch.py train_vae --workdir=runs/vamp \\
+      --config=experiments/configs/vamp_prior.py --config.data_dir=../shared/data
+
+Not measured yet.
 Variants:
   smoke: tiny, for tests.
 """
