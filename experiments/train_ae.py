@@ -27,6 +27,7 @@ from genjax.io import plotting, workdir
 from genjax.losses import autoencoder, elbo
 from genjax.metrics import detection
 from genjax.models import protocol
+from genjax.models import registry as model_registry
 from genjax.training import loop
 
 NN_REFERENCE = 10_000               # training images searched for the nearest neighbour
@@ -57,8 +58,7 @@ def run(config: Any) -> dict:
                                   min(config.eval_batch_size, len(dataset.test_images)))
   train_data = {"image": dataset.train_images}
 
-  ae = models.build_autoencoder(config.model, shape, config.latent_dim, config.hidden,
-                                config.activation)
+  ae = model_registry.family("autoencoder").from_config(config, shape)
   ae_eval = loop.make_eval_fn(_ae_metrics(ae, config), preprocess)
   ae_loss = autoencoder.make_autoencoder_loss(
       ae, config.reconstruction, config.corruption if config.denoising else "none",

@@ -31,13 +31,13 @@ import numpy as np
 from experiments.framework import configuration, evaluators, runner
 from experiments.framework.configuration import (Field, boolean, integer, names, parsed_by,
     with_attributes)
-from genjax import models
 from genjax.data import registry, sources
 from genjax.io import plotting, workdir
 from genjax.losses import elbo
 from genjax.metrics import reference_classifier
 from genjax.metrics import sample_quality as quality
 from genjax.models import protocol
+from genjax.models import registry as model_registry
 
 def _evaluates(name: str):
   return lambda c: name in configuration.split_names(c.evaluators)
@@ -181,9 +181,7 @@ def run(config: Any) -> dict[str, float]:
   conditions = holder["conditions"]
   likelihood = runner.likelihood(config)
   image_shape = dataset.train_images.shape[1:]
-  model = models.build_cvae(config.model, image_shape, config.latent_dim, config.hidden,
-                            image_shape[-1] * likelihood.params_per_channel, config.activation,
-                            config.condition_every_layer)
+  model = model_registry.family("cvae").from_config(config, image_shape, likelihood)
   keys = runner.streams(config.seed, "init", "state", "data", "eval", "figures", "quality")
   loss_fn = elbo.make_loss(model, likelihood, objective)
   preprocess = runner.make_preprocess(config.preprocess)

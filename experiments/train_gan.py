@@ -33,6 +33,7 @@ from experiments.framework import configuration, runner
 from experiments.framework.configuration import (Field, choice, fraction, integer, number,
     unit_interval)
 from genjax import models
+from genjax.models import registry as model_registry
 from genjax.io import plotting, workdir
 from genjax.losses import gan
 from genjax.training import gan_step, loop
@@ -92,10 +93,7 @@ def run(config: Any) -> dict:
   wall_start = time.perf_counter()
   dataset, placement = runner.prepare(config, check=lambda ds: _check_config(config, ds))
   image_shape = dataset.train_images.shape[1:]
-  generator, discriminator = models.build_gan(image_shape, config.latent_dim,
-                                              config.gan_width, config.gan_d_width,
-                                              config.gan_categories)
-  generator = generator.clone(norm=config.gan_norm)
+  generator, discriminator = model_registry.family("gan").from_config(config, image_shape)
   keys = runner.streams(config.seed, "generator", "discriminator", "state", "data", "noise",
                         "quality")
   # jit: one compile, rather than one per layer's op when run eagerly.

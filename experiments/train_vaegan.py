@@ -31,6 +31,7 @@ from genjax import models
 from genjax.io import plotting, workdir
 from genjax.losses import vaegan as vaegan_losses
 from genjax.models import protocol, vaegan
+from genjax.models import registry as model_registry
 from genjax.training import loop
 
 ADAM_BETAS = (0.5, 0.999)     # Radford et al. 2016, Sec. 4 (train_gan's)
@@ -57,7 +58,7 @@ def run(config: Any) -> dict:
   wall_start = time.perf_counter()
   dataset, placement = runner.prepare(config, check=lambda ds: _check_images(config, ds))
   image_shape = dataset.train_images.shape[1:]
-  model = models.build_vaegan(image_shape, config.latent_dim, config.hidden, config.gan_width)
+  model = model_registry.family("vaegan").from_config(config, image_shape)
   keys = runner.streams(config.seed, "init", "state", "data", "eval", "figures", "quality")
   loss_fn = vaegan_losses.make_vaegan_loss(model, config.vaegan_gamma, config.feature_layer)
   preprocess = runner.make_preprocess(config.preprocess)

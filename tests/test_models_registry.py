@@ -96,3 +96,23 @@ def test_a_parts_settings_are_config_fields_declared_by_its_entry(tmp_path):
                                                       r"integer >= 1"):
     configuration.parse("train_vae", [f"--workdir={tmp_path}", "--config.posterior=planar",
                                       "--config.kl=mc", "--config.flow_steps=0"])
+
+
+def test_families_by_name_build_from_a_config():
+  from genjax import likelihoods
+  assert {"vae", "cvae", "autoencoder", "gan", "vaegan"} <= set(parts.FAMILIES)
+  assert parts.family("cvae").conditional and not parts.family("vae").conditional
+  assert parts.family("gan").adversarial and not parts.family("gan").latent
+  assert parts.family("vae").latent and not parts.family("autoencoder").latent
+
+  class Config:
+    model, latent_dim, hidden, activation = "mlp", 2, (8,), "relu"
+    prior, posterior, upper_latents, pseudo_inputs = "vamp", "diagonal", (), 3
+  gaussian = likelihoods.make_likelihood("gaussian_learned")   # two parameters per channel
+  vae = parts.family("vae").from_config(Config, (4, 4, 1), gaussian)
+  direct = models.build_vae("mlp", (4, 4, 1), 2, (8,), 2, prior="vamp", num_pseudo_inputs=3)
+  x = jnp.zeros((1, 4, 4, 1))
+  shapes = lambda m: jax.tree.map(jnp.shape, m.init(jax.random.PRNGKey(0), x)["params"])
+  assert shapes(vae) == shapes(direct) and vae.num_pseudo_inputs == 3
+  with pytest.raises(ValueError, match="model family 'flow': expected one of vae, "):
+    parts.family("flow")

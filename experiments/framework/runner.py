@@ -30,7 +30,7 @@ import numpy as np
 import optax
 
 from experiments.framework import configuration
-from genjax import distributions, likelihoods, models
+from genjax import distributions, likelihoods
 from genjax.data import registry, sources, transforms
 from genjax.io import progress, workdir
 from genjax.models import registry as model_parts
@@ -157,13 +157,7 @@ def build_vae(config: Any, image_shape: tuple[int, ...],
   / ``config.upper_latents`` (``pseudo_inputs`` read only for the VampPrior, ``flow_steps``
   only for a flow posterior, ``upper_hidden`` only with stochastic layers above z_1) whose
   decoder parameterizes ``likelihood``."""
-  extra = model_parts.builder_kwargs(config)   # e.g. pseudo_inputs, flow_steps
-  if config.upper_latents:
-    extra.update(upper_latents=tuple(config.upper_latents),
-                 upper_hidden=tuple(config.upper_hidden))
-  return models.build_vae(config.model, image_shape, config.latent_dim, config.hidden,
-                          image_shape[-1] * likelihood.params_per_channel, config.activation,
-                          prior=config.prior, posterior=config.posterior, **extra)
+  return model_parts.family("vae").from_config(config, image_shape, likelihood)
 
 
 def params_digest(params: Any) -> float:

@@ -14,7 +14,7 @@ computed as patch matrix products on CPU and natively elsewhere, chosen in one p
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 from genjax.models import registry
 from genjax.models.autoencoder import Autoencoder
@@ -160,6 +160,62 @@ def build_vaegan(image_shape: Sequence[int], latent_dim: int, hidden: Sequence[i
   generator, discriminator = build_gan(image_shape, latent_dim, width)
   return VAEGAN(build_encoder("conv", latent_dim, hidden), generator, latent_dim,
                 discriminator=discriminator)
+
+
+# --- The families by name (registry.FAMILIES): each built from a config ---------------------
+
+
+def _output_channels(image_shape: Sequence[int], likelihood: Any) -> int:
+  return image_shape[-1] * (likelihood.params_per_channel if likelihood is not None else 1)
+
+
+def _vae_from_config(config: Any, image_shape: Sequence[int], likelihood: Any = None) -> VAE:
+  """``config.model`` / ``prior`` / ``posterior`` / ``upper_latents`` (their settings read
+  only where the parts read them: ``registry.builder_kwargs``; ``upper_hidden`` only with
+  stochastic layers above z_1)."""
+  extra = registry.builder_kwargs(config)   # e.g. pseudo_inputs, flow_steps
+  if config.upper_latents:
+    extra.update(upper_latents=tuple(config.upper_latents),
+                 upper_hidden=tuple(config.upper_hidden))
+  return build_vae(config.model, image_shape, config.latent_dim, config.hidden,
+                   _output_channels(image_shape, likelihood), config.activation,
+                   prior=config.prior, posterior=config.posterior, **extra)
+
+
+registry.register_family(registry.Family(
+    "vae", "a VAE: encoder q(z|x), prior p(z), decoder p(x|z) (its prior and posterior "
+    "from registry.PRIORS / POSTERIORS, stochastic layers with upper_latents)",
+    ("model", "latent_dim", "hidden", "activation", "prior", "posterior", "upper_latents"),
+    _vae_from_config))
+registry.register_family(registry.Family(
+    "cvae", "a conditional VAE, q(z|x, c) and p(x|z, c)",
+    ("model", "latent_dim", "hidden", "activation", "condition_every_layer"),
+    lambda config, image_shape, likelihood=None: build_cvae(
+        config.model, image_shape, config.latent_dim, config.hidden,
+        _output_channels(image_shape, likelihood), config.activation,
+        config.condition_every_layer), conditional=True))
+registry.register_family(registry.Family(
+    "autoencoder", "a deterministic autoencoder with the VAE's architecture",
+    ("model", "latent_dim", "hidden", "activation"),
+    lambda config, image_shape, likelihood=None: build_autoencoder(
+        config.model, image_shape, config.latent_dim, config.hidden, config.activation),
+    latent=False))
+registry.register_family(registry.Family(
+    "gan", "a DCGAN generator and discriminator (Radford et al. 2016)",
+    ("latent_dim", "gan_width", "gan_d_width", "gan_categories", "gan_norm"),
+    lambda config, image_shape, likelihood=None: _gan_from_config(config, image_shape),
+    latent=False, adversarial=True))
+registry.register_family(registry.Family(
+    "vaegan", "a VAE-GAN (Larsen et al. 2016): the DCGAN generator as decoder",
+    ("latent_dim", "hidden", "gan_width"),
+    lambda config, image_shape, likelihood=None: build_vaegan(
+        image_shape, config.latent_dim, config.hidden, config.gan_width), adversarial=True))
+
+
+def _gan_from_config(config: Any, image_shape: Sequence[int]) -> tuple[Generator, Discriminator]:
+  generator, discriminator = build_gan(image_shape, config.latent_dim, config.gan_width,
+                                       config.gan_d_width, config.gan_categories)
+  return generator.clone(norm=config.gan_norm), discriminator
 
 
 __all__ = ["ARCHITECTURES", "ACTIVATIONS", "Autoencoder", "CVAE", "Classifier", "ConvDecoder",

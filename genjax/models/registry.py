@@ -1,4 +1,11 @@
-"""Priors and posteriors of the latent-variable models, by name, with what each can do.
+"""Model families, and the priors and posteriors of the latent-variable models, by name,
+with what each can do.
+
+Each ``Family`` entry (``FAMILIES``: vae, cvae, m2, autoencoder, gan, vaegan, ...) is a
+builder from a config (``from_config(config, image_shape, likelihood)``), the config fields
+it reads, and its capabilities: a latent-variable model (posterior, prior, decode: the
+ELBO family, importance-sampled log-likelihood, prior sampling), conditional on c, or
+adversarial (a discriminator beside it).
 
 Each ``Part`` entry says which config fields its builder reads (and as which keyword) and
 its capabilities: whether KL(q || p) has a closed form, whether the density can be
@@ -150,3 +157,41 @@ def builder_kwargs(config: Any) -> dict[str, Any]:
   return {keyword: getattr(config, field) for part in parts
           for field, keyword in part.reads.items()}
 
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+  """A model family.
+
+  Attributes:
+    name: its registry name.
+    doc: what it is, one line.
+    reads: the config fields ``from_config`` reads (besides those of its prior and
+      posterior parts, ``builder_kwargs``).
+    from_config: ``(config, image_shape, likelihood) -> module`` (a GAN: ``(generator,
+      discriminator)``); ``likelihood`` sets the decoder's output channels (None: one
+      per image channel).
+    latent: implements the latent-variable protocol (genjax.models.protocol).
+    conditional: its decoder (and encoder) take a condition c.
+    adversarial: trained against a discriminator.
+  """
+  name: str
+  doc: str
+  reads: tuple[str, ...]
+  from_config: Callable[..., Any]
+  latent: bool = True
+  conditional: bool = False
+  adversarial: bool = False
+
+
+FAMILIES: dict[str, Family] = {}
+
+
+def register_family(family: Family) -> Family:
+  return _register(family, FAMILIES)
+
+
+def family(name: str) -> Family:
+  if name not in FAMILIES:
+    raise ValueError(f"model family {name!r}: expected one of {', '.join(FAMILIES)}")
+  return FAMILIES[name]
