@@ -2,7 +2,8 @@
 
 Phase 1 trains the VQ-VAE (genjax/models/vqvae.py; loss and EMA codebook in
 genjax/losses/vq.py; train state and step in genjax/training/vq_step.py) on the
-binarized images. Phase 2 (in prior/, its own checkpoints and metrics) trains a
+binarized images (grey levels or colour with preprocess=continuous, e.g. cifar10, whose
+code grid is 8x8). Phase 2 (in prior/, its own checkpoints and metrics) trains a
 masked-convolution PixelCNN (genjax/models/pixelcnn.py) on the codes the trained VQ-VAE
 gives the freshly binarized training images. Samples: code grids drawn position by
 position from the PixelCNN, decoded. Config: experiments/configs/train_vqvae.py. Writes
@@ -150,19 +151,28 @@ def run(config: Any) -> dict:
       title=f"VQ-VAE + PixelCNN prior on {config.dataset} ({config.codebook_size} codes of "
             f"dimension {config.code_dim}, codebook by {config.codebook_update})",
       notes="Per test example, in nats: test_recon = -log p(x|z_q) (Bernoulli, summed over "
-            "pixels), test_commitment = ||z_e - e||^2 (summed over the 7x7 grid and the code "
-            "dimension); codebook_usage: the fraction of codes used on the test set, "
-            "codebook_perplexity: exp(H(p)) of the test set's average code distribution p. "
-            "prior_test_nll = -log p(k) of the test images' code grids under the PixelCNN "
-            "(nats per grid; prior_bits_per_dim per grid position); test_elbo = -(test_recon "
-            "+ prior_test_nll), a lower bound on log p(x) (q(k|x) is a point mass, so "
-            "KL(q || p) = -log p(k)), on the same binarized test images. sample_* score "
-            "quality_samples decoded prior samples (means of p(x|z)) with the cached "
-            "reference classifier (genjax.metrics.sample_quality; data_fd: real training "
-            "images, the floor). steps, num_params, examples_per_s and train_s are the "
+            f"pixels), test_commitment = ||z_e - e||^2 (summed over the {grid[0]}x{grid[1]} "
+            "grid and the code dimension); codebook_usage: the fraction of codes used on the "
+            "test set, codebook_perplexity: exp(H(p)) of the test set's average code "
+            "distribution p. prior_test_nll = -log p(k) of the test images' code grids under "
+            "the PixelCNN (nats per grid; prior_bits_per_dim per grid position); test_elbo = "
+            "-(test_recon + prior_test_nll), a lower bound on log p(x) (q(k|x) is a point "
+            f"mass, so KL(q || p) = -log p(k)), on the same {_test_images(config)}. "
+            "sample_* score quality_samples decoded prior samples (means of p(x|z)) with the "
+            "cached reference classifier (genjax.metrics.sample_quality; data_fd: real "
+            "training images, the floor). steps, num_params, examples_per_s and train_s are the "
             "VQ-VAE's (prior_*: the prior's); examples_per_s excludes each process's first "
             "(compiling) chunk; wall_s is this invocation's wall time.")
   return results
+
+
+def _test_images(config: Any) -> str:
+  """The images test_elbo is computed on, for results.md: binarized ones, whose log p(x) it
+  bounds, or continuous ones (grey levels, colour), of which the Bernoulli is no density."""
+  if config.preprocess == "continuous":
+    return ("test images kept continuous, of which a Bernoulli p(x|z_q) is no density: "
+            "test_recon is then a cross-entropy and test_elbo no bound")
+  return "binarized test images"
 
 
 def _check_prior_dir(prior_dir: str, vq_steps: int) -> None:

@@ -24,10 +24,12 @@ def check_corruption(kind: str, level: float) -> None:
 def corrupt(rng: jax.Array, images: jax.Array, kind: str, level: float) -> jax.Array:
   """Corrupts images [batch, H, W, C] in [0, 1] (the input of a denoising autoencoder).
 
-  gaussian:        x~ = clip(x + level * eps, 0, 1), eps ~ N(0, I)
+  gaussian:        x~ = clip(x + level * eps, 0, 1), eps ~ N(0, I) (each channel its own)
   masking:         each pixel is set to 0 with probability ``level``
   salt_and_pepper: each pixel, with probability ``level``, is set to 0 or 1 (even odds)
   none:            x~ = x
+  A pixel is all its channels: a colour pixel is masked, salted or peppered whole (to
+  black or white), not channel by channel (which would tint it).
   ``rng`` is one key, or one key per image ([batch, 2]: an image's corruption then
   depends only on its own key, whatever device it lands on).
   """
@@ -39,8 +41,9 @@ def corrupt(rng: jax.Array, images: jax.Array, kind: str, level: float) -> jax.A
   if kind == "gaussian":
     return jnp.clip(images + level * jax.random.normal(rng, images.shape, images.dtype), 0, 1)
   hit_rng, salt_rng = jax.random.split(rng)
-  hit = jax.random.bernoulli(hit_rng, level, images.shape)
+  pixels = (*images.shape[:-1], 1)   # one draw per pixel, broadcast over its channels
+  hit = jax.random.bernoulli(hit_rng, level, pixels)
   if kind == "masking":
     return jnp.where(hit, jnp.zeros_like(images), images)
-  salt = jax.random.bernoulli(salt_rng, 0.5, images.shape).astype(images.dtype)
+  salt = jax.random.bernoulli(salt_rng, 0.5, pixels).astype(images.dtype)
   return jnp.where(hit, salt, images)

@@ -22,6 +22,23 @@ def test_corruptions_hit_the_requested_rate():
   np.testing.assert_array_equal(corruptions.corrupt(jax.random.PRNGKey(3), x, "none", 0.9), x)
 
 
+@pytest.mark.parametrize("kind", ["masking", "salt_and_pepper"])
+def test_a_colour_pixel_is_corrupted_whole_and_grey_pixels_by_the_same_draws(kind):
+  rng = jax.random.PRNGKey(4)
+  grey = np.full((50, 8, 8, 1), 0.5, np.float32)
+  colour = np.broadcast_to(np.array([0.2, 0.5, 0.8], np.float32), (50, 8, 8, 3))
+  hit = np.asarray(corruptions.corrupt(rng, colour, kind, 0.3)) != colour   # [50, 8, 8, 3]
+  assert abs(hit.any(-1).mean() - 0.3) < 5 * np.sqrt(0.3 * 0.7 / hit[..., 0].size)
+  np.testing.assert_array_equal(hit.any(-1), hit.all(-1))   # every channel, or none
+  out = np.asarray(corruptions.corrupt(rng, colour, kind, 0.3))[hit.all(-1)]
+  assert np.all((out.min(-1) == out.max(-1)) & np.isin(out[:, 0], (0.0, 1.0)))   # black, white
+  # One draw per pixel: on a grey image, whose values are its pixels, the draws of its shape.
+  grey_hit = np.asarray(corruptions.corrupt(rng, grey, kind, 0.3)) != grey
+  np.testing.assert_array_equal(grey_hit, hit[..., :1])
+  direct = jax.random.bernoulli(jax.random.split(rng)[0], 0.3, grey.shape)
+  np.testing.assert_array_equal(grey_hit, np.asarray(direct))
+
+
 def test_corruption_with_per_example_keys_depends_only_on_each_key():
   x = np.random.default_rng(0).random((4, 6, 6, 1)).astype(np.float32)
   keys = jax.random.split(jax.random.PRNGKey(0), 4)

@@ -1,7 +1,8 @@
-"""data/transforms.py: dynamic and static binarization."""
+"""data/transforms.py: dynamic and static binarization, refused for colour images."""
 
 import jax
 import numpy as np
+import pytest
 
 from genjax.data import sources, transforms
 
@@ -22,3 +23,16 @@ def test_static_binarization_is_applied_once_by_prepare():
   static = transforms.prepare(ds, "static")
   np.testing.assert_array_equal(static.train_images, (ds.train_images > 0.5).astype(np.float32))
   assert transforms.prepare(ds, "dynamic") is ds
+
+
+def test_binarization_is_refused_for_colour_images_and_kept_for_grey_levels():
+  colour = sources.synthetic(4, 4, shape=(8, 8, 3))
+  for mode in transforms.BINARIZING:
+    with pytest.raises(ValueError, match=rf"^preprocess={mode}: synthetic has colour images "
+                                         r"\(8x8x3\) and binarization is for grey levels "
+                                         r"\(one channel\); use preprocess=continuous$"):
+      transforms.prepare(colour, mode)
+  assert transforms.prepare(colour, "continuous") is colour
+  grey = sources.synthetic(4, 4, shape=(8, 8, 1))
+  transforms.check_binarizable("dynamic", "grey", grey.train_images.shape[1:])   # no error
+  assert transforms.prepare(grey, "dynamic") is grey

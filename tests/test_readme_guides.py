@@ -15,7 +15,7 @@ GUIDES = dict(
 
 
 def test_the_readme_has_the_guides():
-  assert {"model", "objective", "study", "dataset"} <= set(GUIDES)
+  assert {"model", "model_entry", "objective", "study", "dataset"} <= set(GUIDES)
 
 
 def test_guide_a_new_data_set_is_one_entry(tmp_path, monkeypatch):
@@ -37,6 +37,26 @@ def test_guide_a_new_model_trains_with_the_elbo_family():
   exec(compile(GUIDES["model"], "README.md (guide: model)", "exec"), namespace)   # noqa: S102
   assert namespace["samples"].shape == (4, 28, 28, 1)
   assert set(namespace["params"]) == {"encoder", "decoder", "prior_mean", "prior_log_var"}
+
+
+def test_guide_a_new_model_is_one_entry_and_trains_from_the_experiments(tmp_path, monkeypatch):
+  """The model guide's class and its registry entry, appended as one module: train_vae
+  trains it by name with the closed-form KL (the README's command, smoke-sized)."""
+  from experiments import train_vae
+  from genjax.models import registry
+  from tests.experiment_helpers import run_experiment, write_synthetic_mnist
+  monkeypatch.setattr(registry, "PRIORS", dict(registry.PRIORS))   # the entry stays here
+  namespace = {}
+  exec(compile(GUIDES["model"] + GUIDES["model_entry"], "README.md (guides: model)", "exec"),  # noqa: S102
+       namespace)
+  assert registry.capabilities("learned_gaussian", "diagonal").closed_form_kl
+  command = re.search(r"`python launch.py train_vae (--workdir=runs/learned [^`]*)`",
+                      (ROOT / "README.md").read_text().replace("\n", " ")).group(1).split()
+  data_dir = write_synthetic_mnist(tmp_path, 64, 40)
+  results = run_experiment(train_vae, [f"--workdir={tmp_path / 'run'}", *command[1:],
+                                       "--config=experiments/configs/train_vae.py:smoke",
+                                       f"--config.data_dir={data_dir}"])
+  assert results["num_params"] > 0 and results["test_kl"] > 0
 
 
 def test_guide_a_new_objective_is_one_registry_entry():
@@ -72,7 +92,8 @@ def test_every_readme_command_resolves_to_a_valid_config(tmp_path):
   for); so a renamed field or config file cannot leave a stale command behind."""
   commands = [c for c in _readme_commands() if "--help" not in c
               and not any("beta_vae_2d" in a for a in c)     # the study guide's own file
-              and not any("noise_rgb" in a for a in c)]      # the data-set guide's entry
+              and not any("noise_rgb" in a for a in c)       # the data-set guide's entry
+              and not any("learned_gaussian" in a for a in c)]   # the model guide's entry
   assert len(commands) >= 12
   for name, *argv in commands:
     argv = [a for a in argv if not a.startswith(("--workdir", "--local_processes"))]

@@ -209,7 +209,8 @@ def _fields() -> dict[str, Field]:
                                     "off), at the first chunk boundary after them.",
                                     number(0.0)),
       "preprocess": F("dynamic: binarize each batch afresh inside jit; static: binarize "
-                      "once; continuous: keep grey levels.", choice(transforms.PREPROCESSING)),
+                      "once (both need one-channel images); continuous: keep grey levels "
+                      "(or colours).", choice(transforms.PREPROCESSING)),
       # Models with an encoder / decoder.
       "learning_rate": F("Adam learning rate.", number(0.0, strict=True)),
       # Reproduction configs (experiments/configs/base.budget).
@@ -229,12 +230,12 @@ def _fields() -> dict[str, Field]:
       "likelihood": F("p(x|z).", choice(likelihoods.LIKELIHOODS)),
       "prior": F("p(z): standard_normal (N(0, I)) or vamp (the VampPrior of Tomczak & Welling "
                  "2018: a mixture of the posteriors of learned pseudo-inputs; needs a Monte "
-                 "Carlo KL, e.g. kl=mc).", choice(models.PRIORS)),
+                 "Carlo KL, e.g. kl=mc).", _registered("prior")),
       "posterior": F("q(z|x): diagonal (N(mu, diag(sigma^2))), full_covariance (N(mu, L L^T), "
                      "a Cholesky factor from the encoder; closed-form KL), planar (planar "
                      "flows, Rezende & Mohamed 2015) or iaf (inverse autoregressive flow, "
                      "Kingma et al. 2016); the flows need a Monte Carlo KL (kl=mc) and the "
-                     "reparameterized gradient.", choice(models.POSTERIORS)),
+                     "reparameterized gradient.", _registered("posterior")),
       "upper_latents": F("Stochastic layers above z_1 (which has latent_dim entries): their "
                          "sizes d_2, ..., d_L, e.g. 50 for the two-layer model of Burda et al. "
                          "2016 (latent_dim=100); empty: one stochastic layer. p(z_L) = N(0, I) "
@@ -312,6 +313,18 @@ def _registered_dataset() -> Check:
     if v not in registry.names():
       return f"expected one of {', '.join(registry.names())}"
   check.allowed = "|".join(registry.names())
+  return check
+
+
+def _registered(kind: str) -> Check:
+  """A registered prior's or posterior's name (genjax.models.registry, looked up when
+  checked: entries added later count)."""
+  from genjax.models import registry as parts  # pylint: disable=import-outside-toplevel
+  entries = parts.PRIORS if kind == "prior" else parts.POSTERIORS
+  def check(v):
+    if v not in entries:
+      return f"expected one of {', '.join(entries)}"
+  check.allowed = "|".join(entries)
   return check
 
 
@@ -410,19 +423,30 @@ def _noise_level_in_range(config: Any) -> str | None:
 
 
 def _conv_image_size(config: Any) -> str | None:
-  """model=conv halves the image twice: a data set's image size (its entry's shape with the
-  config's options) not divisible by 4 would fail only once the data set is loaded and
-  config.json written."""
+  """An architecture that downsamples (model=conv halves the image twice) needs image sides
+  that are multiples of its factor: a data set whose size (its entry's shape with the
+  config's options) is not would fail only once it is loaded and config.json written."""
+  from genjax import models  # pylint: disable=import-outside-toplevel
   from genjax.data import registry  # pylint: disable=import-outside-toplevel
-  if config.model != "conv":
-    return None
+  factor = models.ARCHITECTURES[config.model]
   options = dataset_options(config)
   height, width, _ = registry.get(config.dataset).shape(options)
-  if height % 4 or width % 4:
+  if height % factor.downsampling or width % factor.downsampling:
     named = "".join(f"config.{k}={v}: " for k, v in options.items())
-    return (f"{named or f'config.dataset={config.dataset}: '}model=conv needs a multiple "
-            f"of 4 on each image side (two stride-2 layers; got {height}x{width}), e.g. 32 "
-            "or 64")
+    return (f"{named or f'config.dataset={config.dataset}: '}model={config.model} needs a "
+            f"multiple of {factor.downsampling} on each image side ({factor.why}; got "
+            f"{height}x{width}), e.g. 32 or 64")
+
+
+def _binarizes_colour(config: Any) -> str | None:
+  """Binarization is for grey levels: refused for a data set of colour images (its entry's
+  shape with the config's options), before the data set is loaded."""
+  from genjax.data import registry, transforms  # pylint: disable=import-outside-toplevel
+  shape = registry.get(config.dataset).shape(dataset_options(config))
+  try:
+    transforms.check_binarizable(config.preprocess, config.dataset, shape)
+  except ValueError as e:
+    return f"config.{e}"
 
 
 # Cross-field rules shared by every experiment that has the fields (each experiment may add
@@ -447,6 +471,7 @@ SHARED_CHECKS = (
     (("upper_latents", "posterior", "prior"), _hierarchy_fits),
     (("corruption", "noise_level"), _noise_level_in_range),
     (("dataset", "model"), _conv_image_size),
+    (("dataset", "preprocess"), _binarizes_colour),
 )
 
 

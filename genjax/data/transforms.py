@@ -1,5 +1,6 @@
 """Preprocessing of images in [0, 1]: dynamic binarization (a fresh draw per batch, inside
-jit), static binarization (once per data set), or none (continuous)."""
+jit), static binarization (once per data set), or none (continuous). Binarization is for
+grey levels: ``prepare`` refuses it for colour images."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import jax
 from genjax.data.sources import Dataset
 
 PREPROCESSING = ("dynamic", "static", "continuous")
+BINARIZING = ("dynamic", "static")   # the modes that turn grey levels into {0, 1}
 
 
 def binarize_dynamic(rng: jax.Array, images: jax.Array) -> jax.Array:
@@ -38,6 +40,17 @@ def _check_mode(mode: str) -> None:
     raise ValueError(f"preprocess={mode!r}: expected one of {', '.join(PREPROCESSING)}")
 
 
+def check_binarizable(mode: str, name: str, image_shape: tuple[int, ...]) -> None:
+  """Refuses a binarizing ``mode`` for images ``image_shape`` (H, W, C) with more than one
+  channel: a grey level is the probability of a binarized pixel being on, but a colour
+  image's channels, binarized apart, would be an image in eight colours, not the data set."""
+  if mode in BINARIZING and image_shape[-1] != 1:
+    height, width, channels = image_shape
+    raise ValueError(f"preprocess={mode}: {name} has colour images ({height}x{width}x"
+                     f"{channels}) and binarization is for grey levels (one channel); use "
+                     "preprocess=continuous")
+
+
 def preprocess(images: jax.Array, rng: jax.Array, mode: str) -> jax.Array:
   """Per-batch preprocessing inside jit: ``dynamic`` binarizes with ``rng``; ``static``
   (already applied once by ``prepare``) and ``continuous`` leave the batch as is."""
@@ -46,8 +59,12 @@ def preprocess(images: jax.Array, rng: jax.Array, mode: str) -> jax.Array:
 
 
 def prepare(dataset: Dataset, mode: str) -> Dataset:
-  """Applies the once-per-data-set part of ``mode``: static binarization of every split."""
+  """Applies the once-per-data-set part of ``mode``: static binarization of every split.
+
+  Raises ValueError for a binarizing ``mode`` on colour images (``check_binarizable``).
+  """
   _check_mode(mode)
+  check_binarizable(mode, dataset.name, dataset.train_images.shape[1:])
   if mode != "static":
     return dataset
   fields = {f: binarize_static(getattr(dataset, f))
