@@ -17,6 +17,7 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
+from genjax import registries
 from genjax.data import registry as data_registry
 from genjax.io import plotting, progress
 from genjax.losses import elbo
@@ -177,10 +178,7 @@ EVALUATORS: dict[str, Evaluator] = {}
 
 
 def register(evaluator: Evaluator) -> Evaluator:
-  if evaluator.name in EVALUATORS:
-    raise ValueError(f"evaluator {evaluator.name!r} is already registered")
-  EVALUATORS[evaluator.name] = evaluator
-  return evaluator
+  return registries.add(EVALUATORS, evaluator, "evaluator")
 
 
 def run_chosen(names: list[str], context: Context) -> dict[str, Any]:

@@ -16,6 +16,8 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from genjax import registries
+
 NO_LABEL = -1
 SPLITS = ("train", "valid", "test")
 
@@ -169,16 +171,13 @@ def register(entry: DatasetEntry, registry: dict[str, DatasetEntry] | None = Non
   """Adds ``entry`` under its name (a ValueError if the name is taken or the entry is
   inconsistent: unknown splits, a ``scored_by`` on a labelled set); returns it."""
   registry = REGISTRY if registry is None else registry
-  if entry.name in registry:
-    raise ValueError(f"data set {entry.name!r} is already registered")
   if not entry.splits or any(s not in SPLITS for s in entry.splits) or "train" not in entry.splits:
     raise ValueError(f"data set {entry.name!r}: splits {entry.splits} must include train and "
                      f"come from {', '.join(SPLITS)}")
   if entry.labelled and entry.scored_by is not None:
     raise ValueError(f"data set {entry.name!r} has labels: its own classifier scores it "
                      "(drop scored_by)")
-  registry[entry.name] = entry
-  return entry
+  return registries.add(registry, entry, "data set")
 
 
 def names(registry: Mapping[str, DatasetEntry] | None = None) -> tuple[str, ...]:
@@ -188,10 +187,7 @@ def names(registry: Mapping[str, DatasetEntry] | None = None) -> tuple[str, ...]
 
 def get(name: str, registry: Mapping[str, DatasetEntry] | None = None) -> DatasetEntry:
   """The entry of ``name``; a ValueError listing the registered names if there is none."""
-  registry = REGISTRY if registry is None else registry
-  if name not in registry:
-    raise ValueError(f"dataset={name!r}: expected one of {', '.join(registry)}")
-  return registry[name]
+  return registries.lookup(REGISTRY if registry is None else registry, name, "dataset=")
 
 
 def labelled_names(registry: Mapping[str, DatasetEntry] | None = None) -> tuple[str, ...]:

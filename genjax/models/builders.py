@@ -11,6 +11,7 @@ from typing import Callable, Sequence
 import flax.linen as nn
 import jax
 
+from genjax import registries
 from genjax.models.decoders import ConvDecoder, MLPDecoder
 from genjax.models.encoders import ConvEncoder, MLPEncoder
 
@@ -40,10 +41,7 @@ ARCHITECTURES: dict[str, Architecture] = {}
 
 
 def register_architecture(architecture: Architecture) -> Architecture:
-  if architecture.name in ARCHITECTURES:
-    raise ValueError(f"architecture {architecture.name!r} is already registered")
-  ARCHITECTURES[architecture.name] = architecture
-  return architecture
+  return registries.add(ARCHITECTURES, architecture, "architecture")
 
 
 register_architecture(Architecture(

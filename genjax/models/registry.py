@@ -22,6 +22,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Mapping
 
+from genjax import registries
+
 
 @dataclasses.dataclass(frozen=True)
 class Setting:
@@ -71,31 +73,20 @@ PRIORS: dict[str, Part] = {}
 POSTERIORS: dict[str, Part] = {}
 
 
-def _register(part: Part, registry: dict[str, Part]) -> Part:
-  if part.name in registry:
-    raise ValueError(f"{part.name!r} is already registered")
-  registry[part.name] = part
-  return part
-
-
 def register_prior(part: Part) -> Part:
-  return _register(part, PRIORS)
+  return registries.add(PRIORS, part, "prior")
 
 
 def register_posterior(part: Part) -> Part:
-  return _register(part, POSTERIORS)
+  return registries.add(POSTERIORS, part, "posterior")
 
 
 def prior(name: str) -> Part:
-  if name not in PRIORS:
-    raise ValueError(f"prior={name!r}: expected one of {', '.join(PRIORS)}")
-  return PRIORS[name]
+  return registries.lookup(PRIORS, name, "prior=")
 
 
 def posterior(name: str) -> Part:
-  if name not in POSTERIORS:
-    raise ValueError(f"posterior={name!r}: expected one of {', '.join(POSTERIORS)}")
-  return POSTERIORS[name]
+  return registries.lookup(POSTERIORS, name, "posterior=")
 
 
 def reading(field: str, registry: Mapping[str, Part]) -> tuple[str, ...]:
@@ -188,10 +179,8 @@ FAMILIES: dict[str, Family] = {}
 
 
 def register_family(family: Family) -> Family:
-  return _register(family, FAMILIES)
+  return registries.add(FAMILIES, family, "model family")
 
 
 def family(name: str) -> Family:
-  if name not in FAMILIES:
-    raise ValueError(f"model family {name!r}: expected one of {', '.join(FAMILIES)}")
-  return FAMILIES[name]
+  return registries.lookup(FAMILIES, name, "model family ")
