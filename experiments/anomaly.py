@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.framework import runner
-from experiments.framework.configuration import Field, integer, integers
+from experiments.framework.checks import Field, integer, integers
 from genjax import likelihoods, models
 from genjax.data import sources
 from genjax.io import plotting, workdir

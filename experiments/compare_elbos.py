@@ -33,8 +33,8 @@ import numpy as np
 import optax
 
 from experiments.framework import configuration, evaluators, runner
-from experiments.framework.configuration import (Field, LR_SCHEDULES, choice, integer, number,
-    parsed_by)
+from experiments.framework.checks import Field, choice, integer, number, parsed_by
+from experiments.framework.fields import LR_SCHEDULES
 from genjax import likelihoods, models
 from genjax.data import sources
 from genjax.io import plotting, workdir

@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 from experiments.framework import configuration, runner  # noqa: E402
-from experiments.framework.configuration import Field, integer, integers, names
+from experiments.framework.checks import Field, integer, integers, names
 from genjax import likelihoods, models  # noqa: E402
 from genjax.data import sources  # noqa: E402
 from genjax.io import workdir  # noqa: E402

@@ -32,7 +32,7 @@ import numpy as np
 import optax
 
 from experiments.framework import configuration, runner
-from experiments.framework.configuration import Field, integer, integers, names, number
+from experiments.framework.checks import Field, integer, integers, names, number
 from genjax import corruptions, likelihoods, models
 from genjax.data import sources, subsets
 from genjax.io import plotting, workdir

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.framework import evaluators, runner
-from experiments.framework.configuration import Field, boolean, integer
+from experiments.framework.checks import Field, boolean, integer
 from genjax import corruptions, likelihoods, models
 from genjax.io import plotting, workdir
 from genjax.losses import autoencoder, elbo

@@ -29,8 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.framework import configuration, evaluators, runner
-from experiments.framework.configuration import (Field, boolean, integer, names, parsed_by,
-    with_attributes)
+from experiments.framework.checks import Field, boolean, integer, names, parsed_by
+from experiments.framework.fields import with_attributes
 from genjax.data import registry, sources
 from genjax.io import plotting, workdir
 from genjax.losses import elbo

@@ -30,8 +30,8 @@ import numpy as np
 import optax
 
 from experiments.framework import configuration, runner
-from experiments.framework.configuration import (Field, choice, fraction, integer, number,
-    unit_interval)
+from experiments.framework.checks import (Field, choice, fraction, integer, number,
+                                          unit_interval)
 from genjax import models
 from genjax.models import registry as model_registry
 from genjax.io import plotting, workdir

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.framework import configuration, evaluators, runner
-from experiments.framework.configuration import Field, choice, integer, number
+from experiments.framework.checks import Field, choice, integer, number
 from genjax.io import plotting, workdir
 from genjax.losses import elbo
 from genjax.models import protocol

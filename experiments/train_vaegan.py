@@ -26,7 +26,7 @@ import numpy as np
 import optax
 
 from experiments.framework import runner
-from experiments.framework.configuration import Field, integer, number
+from experiments.framework.checks import Field, integer, number
 from genjax import models
 from genjax.io import plotting, workdir
 from genjax.losses import vaegan as vaegan_losses

@@ -28,7 +28,7 @@ import numpy as np
 import optax
 
 from experiments.framework import configuration, runner
-from experiments.framework.configuration import Field, choice, integer, number, unit_interval
+from experiments.framework.checks import Field, choice, integer, number, unit_interval
 from genjax import likelihoods, models
 from genjax.data import registry
 from genjax.io import plotting, workdir
