@@ -39,6 +39,7 @@ from genjax.io import plotting, workdir
 from genjax.metrics import curves
 from genjax.losses import autoencoder, elbo, semi_supervised
 from genjax.models import protocol
+from genjax.models import registry as model_registry
 from genjax.training import loop, parallel
 from genjax.training import state as train_state
 from genjax.training import step as train_step
@@ -290,8 +291,8 @@ def _train_m2(ctx: Context, n: int, s: int, labelled: np.ndarray) -> float:
   """Trains M2 on every training image, each paired with a labelled one; its test error."""
   config = ctx.config
   num_classes = int(ctx.dataset.train_labels.max()) + 1
-  model = models.build_m2(config.model, ctx.image_shape, config.latent_dim, config.hidden,
-                          ctx.image_shape[-1], num_classes, config.activation)
+  model = model_registry.family("m2").from_config(config, ctx.image_shape,
+                                                  num_classes=num_classes)
   num_train = len(ctx.dataset.train_images)
   alpha = config.alpha or 0.1 * num_train / len(labelled)
   loss = semi_supervised.make_m2_loss(model, likelihoods.make_likelihood("bernoulli"), alpha)

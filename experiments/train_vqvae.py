@@ -29,11 +29,12 @@ import optax
 
 from experiments.framework import configuration, runner
 from experiments.framework.checks import Field, choice, integer, number, unit_interval
-from genjax import likelihoods, models
+from genjax import likelihoods
 from genjax.data import registry
 from genjax.io import plotting, workdir
 from genjax.losses import vq
 from genjax.models import pixelcnn
+from genjax.models import registry as model_registry
 from genjax.training import loop, vq_step
 
 GRID_SAMPLES = 64         # prior samples in samples.png
@@ -92,7 +93,7 @@ def run(config: Any) -> dict:
   image_shape = dataset.train_images.shape[1:]
   grid = (image_shape[0] // 4, image_shape[1] // 4)
   likelihood = likelihoods.make_likelihood("bernoulli")
-  model = models.VQVAE(config.codebook_size, config.code_dim, config.vq_width, image_shape[-1])
+  model = model_registry.family("vqvae").from_config(config, image_shape)
   keys = runner.streams(config.seed, "init", "state", "data", "eval", "prior_init",
                         "prior_state", "prior_data", "samples")
   preprocess = runner.make_preprocess(config.preprocess)
@@ -121,7 +122,7 @@ def run(config: Any) -> dict:
   if workdir.is_primary():
     os.makedirs(prior_dir, exist_ok=True)
     workdir.write_json(os.path.join(prior_dir, PRIOR_OF), {"vqvae_step": int(state.step)})
-  prior = models.PixelCNN(config.codebook_size, config.prior_width, config.prior_layers)
+  prior = model_registry.family("pixelcnn").from_config(config)
   encode_codes = lambda x: model.apply({"params": vq_params}, x,  # noqa: E731
                                        method=model.encode_codes)
   prior_test = _make_prior_test(prior, encode_codes, preprocess, test_batches, keys["eval"])

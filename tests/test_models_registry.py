@@ -100,7 +100,9 @@ def test_a_parts_settings_are_config_fields_declared_by_its_entry(tmp_path):
 
 def test_families_by_name_build_from_a_config():
   from genjax import likelihoods
-  assert {"vae", "cvae", "autoencoder", "gan", "vaegan"} <= set(parts.FAMILIES)
+  assert {"vae", "cvae", "m2", "autoencoder", "gan", "vaegan", "vqvae", "pixelcnn"} <= set(
+      parts.FAMILIES)
+  assert parts.family("m2").conditional and not parts.family("vqvae").latent
   assert parts.family("cvae").conditional and not parts.family("vae").conditional
   assert parts.family("gan").adversarial and not parts.family("gan").latent
   assert parts.family("vae").latent and not parts.family("autoencoder").latent

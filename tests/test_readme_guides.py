@@ -28,7 +28,8 @@ def test_guide_a_new_data_set_is_one_entry(tmp_path, monkeypatch):
   assert sources.load("noise_rgb").train_images.shape == (48, 16, 16, 3)
   invocation = configuration.parse("train_vae", [f"--workdir={tmp_path / 'run'}",
                                                  "--config.dataset=noise_rgb",
-                                                 "--config.model=conv"])
+                                                 "--config.model=conv",
+                                                 "--config.preprocess=continuous"])
   assert invocation.config.dataset == "noise_rgb"
 
 

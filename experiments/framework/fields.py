@@ -158,11 +158,11 @@ def _registered(kind: str) -> Check:
   """A registered prior's or posterior's name (genjax.models.registry, looked up when
   checked: entries added later count)."""
   from genjax.models import registry as parts  # pylint: disable=import-outside-toplevel
-  entries = parts.PRIORS if kind == "prior" else parts.POSTERIORS
+  table = lambda: parts.PRIORS if kind == "prior" else parts.POSTERIORS   # noqa: E731
   def check(v):
-    if v not in entries:
-      return f"expected one of {', '.join(entries)}"
-  check.allowed = "|".join(entries)
+    if v not in table():
+      return f"expected one of {', '.join(table())}"
+  check.allowed = "|".join(table())
   return check
 
 

@@ -212,6 +212,26 @@ registry.register_family(registry.Family(
         image_shape, config.latent_dim, config.hidden, config.gan_width), adversarial=True))
 
 
+registry.register_family(registry.Family(
+    "m2", "M2 (Kingma et al. 2014): a VAE conditional on the label y with a classifier q(y|x); "
+    "from_config also takes num_classes", ("model", "latent_dim", "hidden", "activation"),
+    lambda config, image_shape, likelihood=None, num_classes=10: build_m2(
+        config.model, image_shape, config.latent_dim, config.hidden,
+        _output_channels(image_shape, likelihood), num_classes, config.activation),
+    conditional=True))
+registry.register_family(registry.Family(
+    "vqvae", "a VQ-VAE (van den Oord et al. 2017): discrete codes on a grid of 1/4 the image",
+    ("codebook_size", "code_dim", "vq_width"),
+    lambda config, image_shape, likelihood=None: VQVAE(
+        config.codebook_size, config.code_dim, config.vq_width, image_shape[-1]),
+    latent=False))
+registry.register_family(registry.Family(
+    "pixelcnn", "a PixelCNN (van den Oord et al. 2016) over a grid of codebook_size "
+    "categories: the VQ-VAE's prior", ("codebook_size", "prior_width", "prior_layers"),
+    lambda config, image_shape=None, likelihood=None: PixelCNN(
+        config.codebook_size, config.prior_width, config.prior_layers), latent=False))
+
+
 def _gan_from_config(config: Any, image_shape: Sequence[int]) -> tuple[Generator, Discriminator]:
   generator, discriminator = build_gan(image_shape, config.latent_dim, config.gan_width,
                                        config.gan_d_width, config.gan_categories)
